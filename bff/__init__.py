@@ -1,0 +1,1 @@
+"""Timeavtaler BFF: one list of a citizen's health appointments, gathered from many providers."""

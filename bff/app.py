@@ -1,0 +1,157 @@
+"""The application factory: explicit wiring, everything built in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+from jwt import PyJWKSet
+import structlog
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http.typevars import RootValue
+
+from bff.auth import KeySet, TokenError, TokenVerifier, Viewer, bearer_token, dev_jwks, load_dev_key
+from bff.cache import AppointmentCache
+from bff.gateway import Gateway
+from bff.ids import Ids
+from bff.logs import RequestIdMiddleware
+from bff.redis_conn import open_redis
+from bff.services import Services
+from bff.settings import DEV_ISSUER, Profile, Settings
+from bff.sources import SourceConfig, SourcesFile, load_sources
+from bff.timez import now, today
+from connectors.base import AppointmentConnector
+from connectors.fhir import FhirConnector
+from connectors.municipal import MunicipalConnector
+from connectors.persons import HttpPersonDirectory
+from resolvers.context import Context
+from resolvers.loaders import AppointmentsBySourceLoader, PersonByPidLoader
+from resolvers.schema import build_schema
+
+log = structlog.get_logger(__name__)
+POOL_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
+CONNECT_TIMEOUT = 1.0
+
+
+def _client(timeout: float) -> httpx.AsyncClient:
+    """One client (its own pool) per upstream: a bulkhead, so one slow provider cannot
+    take every connection."""
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
+                             limits=POOL_LIMITS, follow_redirects=False)
+
+
+def _connector(source: SourceConfig, client: httpx.AsyncClient) -> AppointmentConnector:
+    if source.protocol == "fhir":
+        return FhirConnector(source.id, source.base_url, client, frozenset(source.patient_cancel_codes))
+    organization = f"{source.municipality_name} kommune" if source.municipality_name else source.name
+    return MunicipalConnector(source.id, source.base_url, client, organization)
+
+
+def _verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifier:
+    if settings.uses_dev_issuer:
+        keys = KeySet(PyJWKSet.from_dict(dev_jwks(load_dev_key(settings.dev_key_file))))
+        return TokenVerifier(keys, DEV_ISSUER, settings.oidc_audience)
+    if settings.oidc_jwks_file:
+        keys = KeySet.from_file(settings.oidc_jwks_file)
+    else:
+        keys = KeySet(url=settings.oidc_jwks_url, client=client)
+    if not settings.oidc_issuer:
+        raise ValueError("BFF_OIDC_ISSUER is required with an external token issuer")
+    return TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience)
+
+
+class BffGraphQL(GraphQL[Context, RootValue]):
+    """Strawberry's ASGI view with our context: the viewer, per-request loaders, deadline."""
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        services: Services = request.app.state.services
+        viewer: Viewer = request.scope["state"]["viewer"]
+        deadline = asyncio.get_running_loop().time() + services.settings.request_deadline
+        at = now()
+        return Context(
+            request=request, services=services, viewer=viewer, now=at, deadline=deadline,
+            persons=PersonByPidLoader(services.directory, deadline),
+            appointments=AppointmentsBySourceLoader(services.gateway, services.catalogue, today(at), deadline),
+        )
+
+
+def _wants_ide(scope: Scope) -> bool:
+    headers = dict(scope.get("headers") or [])
+    return scope["method"] == "GET" and b"text/html" in headers.get(b"accept", b"") and \
+        b"query=" not in scope.get("query_string", b"")
+
+
+class AuthenticatedGraphQL:
+    """Verifies the bearer token before any GraphQL work: no token, no answer (401)."""
+
+    def __init__(self, view: BffGraphQL, ide: bool) -> None:
+        self.view = view
+        self.ide = ide
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not (self.ide and _wants_ide(scope)):
+            services: Services = scope["app"].state.services
+            try:
+                headers = dict(scope.get("headers") or [])
+                token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
+                viewer = await services.verifier.verify(token)
+            except TokenError as exc:
+                await _refuse(exc)(scope, receive, send)
+                return
+            scope.setdefault("state", {})["viewer"] = viewer
+        await self.view(scope, receive, send)
+
+
+def _refuse(exc: TokenError) -> Response:
+    challenge = f'Bearer error="{exc.error}", error_description="{exc.message}"'
+    return JSONResponse({"errors": [{"message": exc.message, "extensions": {"code": "UNAUTHENTICATED"
+                                     if exc.status == 401 else "FORBIDDEN"}}]},
+                        status_code=exc.status, headers={"WWW-Authenticate": challenge})
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -> Starlette:
+    """The BFF as a Starlette app. `variables` fill `${…}` in the sources file (the
+    embedded default passes the sandbox's address)."""
+    catalogue = load_sources(settings.sources, variables)
+    ide = settings.profile is Profile.SANDBOX
+    view = BffGraphQL(build_schema(), graphql_ide="graphiql" if ide else None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with contextlib.AsyncExitStack() as stack:
+            app.state.services = await _services(settings, catalogue, stack)
+            log.info("bff.started", sources=[s.id for s in catalogue.sources], profile=settings.profile.value)
+            yield {}
+
+    routes = [Route("/graphql", AuthenticatedGraphQL(view, ide), methods=["GET", "POST"]),
+              Route("/healthz", healthz)]
+    return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)], lifespan=lifespan)
+
+
+async def _services(settings: Settings, catalogue: SourcesFile, stack: contextlib.AsyncExitStack) -> Services:
+    redis = await stack.enter_async_context(open_redis(settings.redis_url))
+    clients = {s.id: await stack.enter_async_context(_client(s.timeout)) for s in catalogue.sources}
+    directory_client = await stack.enter_async_context(_client(catalogue.directory.timeout))
+    ids = Ids(settings.secret_for_ids)
+    cache = AppointmentCache(redis, settings.redis_prefix, ids)
+    connectors = {s.id: _connector(s, clients[s.id]) for s in catalogue.sources}
+    return Services(
+        settings=settings, catalogue=catalogue, ids=ids, redis=redis, cache=cache,
+        gateway=Gateway(connectors, cache),
+        directory=HttpPersonDirectory(catalogue.directory.url, directory_client),
+        verifier=_verifier(settings, directory_client),
+    )

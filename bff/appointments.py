@@ -1,0 +1,137 @@
+"""Assembling one person's list: whose list it is, which sources to consult, and which
+rows to show, in order. Plain async functions over loader callables, testable without
+GraphQL."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from bff.domain import Appointment, AppointmentStatus, PersonRecord, Representation, SourceKind
+from bff.errors import NotFound, Unavailable
+from bff.gateway import SourceOutcome, SourceState
+from bff.ids import Ids
+from bff.rules import ALL_KINDS, TimeFilter, applies_to, representation_kinds, shows, sort_key
+from bff.sources import SourceConfig, SourcesFile
+from bff.timez import start_of_day
+
+DIRECTORY_DOWN_TEXT = "Personregisteret svarer ikke, så vi vet ikke om denne kilden gjelder deg."
+UNKNOWN_PERSON_TEXT = "Personen er ukjent eller har ikke lov å representeres."
+
+
+@dataclass(frozen=True, slots=True)
+class PersonLookup:
+    """The directory's answer: `ok` False when the directory could not be asked."""
+
+    record: PersonRecord | None
+    ok: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Whose appointments are shown, and which kinds the viewer may see of them."""
+
+    pid: str
+    lookup: PersonLookup
+    kinds: frozenset[SourceKind]
+    is_self: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """What the client asked for."""
+
+    time: TimeFilter
+    statuses: frozenset[AppointmentStatus] | None = None
+    source_kinds: frozenset[SourceKind] | None = None
+    source_ids: frozenset[str] | None = None
+
+    def consults(self, source: SourceConfig) -> bool:
+        return (self.source_kinds is None or source.kind in self.source_kinds) and (
+            self.source_ids is None or source.id in self.source_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Consulted:
+    """A source consulted for this answer, with its outcome."""
+
+    source: SourceConfig
+    outcome: SourceOutcome
+
+
+LoadPerson = Callable[[str], Awaitable[PersonLookup]]
+LoadSource = Callable[[str, str, bool], Awaitable[SourceOutcome]]
+
+
+async def representations(viewer: PersonLookup, load_person: LoadPerson,
+                          today: date) -> list[tuple[Representation, PersonLookup, frozenset[SourceKind]]]:
+    """The persons the viewer may act for today, with what they may see of each."""
+    if viewer.record is None:
+        return []
+    found = []
+    for rep in viewer.record.may_act_for:
+        subject = await load_person(rep.pid)
+        kinds = representation_kinds(rep, subject.record, viewer.record, today)
+        if kinds:
+            found.append((rep, subject, kinds))
+    return found
+
+
+async def subject_for(viewer_pid: str, on_behalf_of: str | None, ids: Ids, load_person: LoadPerson,
+                      today: date) -> Subject:
+    """Resolve `onBehalfOf` (a Person.id) to a subject the viewer may see, or fail alike
+    for unknown and forbidden persons."""
+    viewer = await load_person(viewer_pid)
+    if on_behalf_of is None:
+        return Subject(viewer_pid, viewer, ALL_KINDS, is_self=True)
+    decoded = ids.decode("P", on_behalf_of)
+    if decoded is None:
+        raise NotFound(UNKNOWN_PERSON_TEXT)
+    if decoded[0] == ids.pseudonym(viewer_pid):
+        return Subject(viewer_pid, viewer, ALL_KINDS, is_self=True)
+    if not viewer.ok:
+        raise Unavailable("Personregisteret svarer ikke, så representasjon kan ikke sjekkes nå.")
+    for rep, lookup, kinds in await representations(viewer, load_person, today):
+        if ids.pseudonym(rep.pid) == decoded[0]:
+            return Subject(rep.pid, lookup, kinds, is_self=False)
+    raise NotFound(UNKNOWN_PERSON_TEXT)
+
+
+async def consult(subject: Subject, catalogue: SourcesFile, wanted: ListFilter, today: date,
+                  load_source: LoadSource) -> list[Consulted]:
+    """Ask every source that applies to the subject (and the filter), concurrently."""
+    import asyncio
+
+    chosen: list[tuple[SourceConfig, SourceOutcome | None]] = []
+    for source in catalogue.sources:
+        if source.kind not in subject.kinds or not wanted.consults(source):
+            continue
+        if source.kind is not SourceKind.HOSPITAL and not subject.lookup.ok:
+            chosen.append((source, SourceOutcome(source.id, SourceState.UNAVAILABLE, message=DIRECTORY_DOWN_TEXT)))
+        elif applies_to(source, subject.lookup.record):
+            chosen.append((source, None))
+    pending = [load_source(s.id, subject.pid, wanted.time.wants_history(s)) for s, o in chosen if o is None]
+    answers = iter(await asyncio.gather(*pending))
+    return [Consulted(s, o if o is not None else next(answers)) for s, o in chosen]
+
+
+def visible_rows(consulted: Sequence[Consulted], wanted: ListFilter, today: date) -> list[Appointment]:
+    """The rows to show, in the list's order."""
+    today_start = start_of_day(today)
+    rows = [
+        appt
+        for c in consulted
+        for appt in c.outcome.rows
+        if shows(c.source, appt, today_start) and wanted.time.admits(c.source, appt, today)
+        and (wanted.statuses is None or appt.status in wanted.statuses)
+    ]
+    return sorted(rows, key=sort_key)
+
+
+def page_after(rows: list[Appointment], after: tuple[datetime, str, str] | None, first: int) -> tuple[
+        list[Appointment], bool]:
+    """Keyset pagination: rows after the cursor's position, and whether more follow."""
+    start = 0 if after is None else next((i for i, a in enumerate(rows) if sort_key(a) > after), len(rows))
+    page = rows[start:start + first]
+    return page, start + first < len(rows)

@@ -1,0 +1,193 @@
+"""Bearer tokens: verification against a JWKS, and the sandbox's development issuer.
+
+Verification uses PyJWT with an algorithm allow-list (asymmetric only, so neither `none`
+nor an HMAC keyed with a public key is ever accepted), exact issuer, our audience,
+`exp`/`iat`/`nbf` with a small leeway, and a minimum assurance level (`acr`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt import PyJWK, PyJWKSet
+
+ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
+HIGH_ASSURANCE = frozenset({"idporten-loa-high", "Level4"})
+LEEWAY_SECONDS = 30
+JWKS_REFETCH_INTERVAL = 60.0
+DEV_KEY_ID = "bff-dev-issuer-1"
+DEV_TOKEN_TTL = 12 * 3600
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+_PID = re.compile(r"^\d{11}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The logged-in citizen."""
+
+    pid: str
+    acr: str
+
+
+class TokenError(Exception):
+    """A token was refused; `status` is 401 (invalid) or 403 (too low assurance)."""
+
+    def __init__(self, message: str, status: int = 401, error: str = "invalid_token") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error = error
+
+
+class KeySet:
+    """Signing keys by `kid`: from a file, a fixed set, or a JWKS URL (cached, with one
+    rate-limited refetch when an unknown `kid` arrives, so key rotation just works)."""
+
+    def __init__(self, keys: PyJWKSet | None = None, url: str | None = None,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self._keys = keys
+        self._url = url
+        self._client = client
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_file(cls, path: Path) -> KeySet:
+        return cls(PyJWKSet.from_dict(json.loads(path.read_text("utf-8"))))
+
+    async def get(self, kid: str | None) -> PyJWK:
+        key = self._find(kid)
+        if key is None and self._url is not None:
+            await self._refresh()
+            key = self._find(kid)
+        if key is None:
+            raise TokenError("token is signed with an unknown key")
+        return key
+
+    def _find(self, kid: str | None) -> PyJWK | None:
+        keys = list(self._keys.keys) if self._keys else []
+        if kid is None and len(keys) == 1:
+            return keys[0]
+        return next((k for k in keys if k.key_id == kid), None)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at < JWKS_REFETCH_INTERVAL and self._keys is not None:
+                return
+            self._fetched_at = time.monotonic()
+            assert self._client is not None and self._url is not None  # noqa: S101 - set together
+            try:
+                response = await self._client.get(self._url)
+                response.raise_for_status()
+                self._keys = PyJWKSet.from_dict(response.json())
+            except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+                raise TokenError("signing keys are unavailable", status=503, error="temporarily_unavailable") from exc
+
+
+class TokenVerifier:
+    """Turns a bearer token into a `Viewer`, or raises `TokenError`."""
+
+    def __init__(self, keys: KeySet, issuer: str, audience: str, require_at_jwt: bool = False) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._require_at_jwt = require_at_jwt
+
+    async def verify(self, token: str) -> Viewer:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise TokenError("token is not a JWT") from exc
+        if header.get("alg") not in ALLOWED_ALGORITHMS:
+            raise TokenError("token algorithm is not allowed")
+        self._check_type(header)
+        key = await self._keys.get(header.get("kid"))
+        claims = self._decode(token, key, str(header["alg"]))
+        return self._viewer(claims)
+
+    def _check_type(self, header: dict[str, Any]) -> None:
+        typ = str(header.get("typ", "")).lower()
+        if typ in ACCESS_TOKEN_TYPES:
+            return
+        if self._require_at_jwt or typ not in ("", "jwt"):
+            raise TokenError("token is not an access token (typ must be at+jwt)")
+
+    def _decode(self, token: str, key: PyJWK, alg: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key.key, algorithms=[alg], audience=self._audience, issuer=self._issuer,
+                leeway=LEEWAY_SECONDS, options={"require": ["exp", "iat", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("token has expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise TokenError("token is not yet valid") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenError("token is not for this audience") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise TokenError("token is from an unknown issuer") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenError("token is invalid") from exc
+        if "nonce" in claims or "at_hash" in claims:
+            raise TokenError("an ID token is not an access token")
+        return claims
+
+    def _viewer(self, claims: dict[str, Any]) -> Viewer:
+        pid = claims.get("pid")
+        if not isinstance(pid, str) or not _PID.match(pid):
+            raise TokenError("token has no valid pid claim")
+        acr = str(claims.get("acr", ""))
+        if acr not in HIGH_ASSURANCE:
+            raise TokenError(
+                "this service needs the high assurance level (idporten-loa-high); log in again with it",
+                status=403, error="insufficient_user_authentication",
+            )
+        return Viewer(pid=pid, acr=acr)
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer …` header, or `TokenError`."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise TokenError("a bearer token is required", error="invalid_request")
+    return token.strip()
+
+
+def load_dev_key(path: Path) -> rsa.RSAPrivateKey:
+    """The development issuer's key, created on first use and kept in `path`."""
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError(f"{path} does not hold an RSA key")
+        return key
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+    return key
+
+
+def dev_jwks(key: rsa.RSAPrivateKey) -> dict[str, Any]:
+    """The public half of the development key as a JWKS document."""
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return {"keys": [{**jwk, "kid": DEV_KEY_ID, "use": "sig", "alg": "RS256"}]}
+
+
+def mint_dev_token(key: rsa.RSAPrivateKey, pid: str, *, issuer: str, audience: str,
+                   acr: str = "idporten-loa-high", ttl: int = DEV_TOKEN_TTL) -> str:
+    """A development access token for `pid` (sandbox only)."""
+    now = int(time.time())
+    claims = {"pid": pid, "acr": acr, "iss": issuer, "aud": audience, "iat": now, "exp": now + ttl,
+              "scope": "timeavtaler"}
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": DEV_KEY_ID, "typ": "at+jwt"})

@@ -1,0 +1,127 @@
+"""Business rules, as plain functions: which sources apply to a person, what each source
+shows, who may see whose appointments, and when an appointment may be cancelled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from bff.domain import (
+    Appointment,
+    AppointmentStatus,
+    PersonRecord,
+    Representation,
+    RepresentationBasis,
+    SourceKind,
+)
+from bff.sources import SourceConfig
+from bff.timez import age_on, start_of_day
+
+ALL_KINDS = frozenset(SourceKind)
+CHILD_FULL_ACCESS_BELOW = 12
+CHILD_PARTIAL_ACCESS_BELOW = 16
+CANCELLABLE_STATUSES = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.ASSIGNED})
+CANCEL_FLAG = "cancel"
+
+
+def applies_to(source: SourceConfig, person: PersonRecord | None) -> bool:
+    """Routing: hospitals for everyone; a municipality for its districts' residents; the
+    GP pilot for persons whose GP practice (HER-id) takes part."""
+    if source.kind is SourceKind.HOSPITAL:
+        return True
+    if person is None:
+        return False
+    if source.kind is SourceKind.MUNICIPALITY:
+        return source.serves_district(person.municipality, person.district)
+    return person.gp_her_id is not None and person.gp_her_id in source.gp_practices
+
+
+def shows(source: SourceConfig, appt: Appointment, today_start: datetime) -> bool:
+    """Whether a source's configuration lets this row be shown at all."""
+    if source.kind is SourceKind.MUNICIPALITY:
+        if appt.service is None or appt.service not in source.services:
+            return False
+        if appt.cancelled:
+            return "cancelled" in source.visibility and appt.start >= today_start
+        return appt.visit_kind is not None and appt.visit_kind.value.lower() in source.visibility
+    return source.allows_department(appt.department_keys)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeFilter:
+    """The client's window: `start`/`end` as asked, and whether past rows are wanted."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    include_past: bool = False
+
+    def wants_history(self, source: SourceConfig) -> bool:
+        return self.include_past and source.capabilities.past
+
+    def bounds(self, source: SourceConfig, today: date) -> tuple[datetime, datetime | None]:
+        """The effective window for one source: default from the start of today; with
+        `includePast`, from the source's look-back for sources that keep a history;
+        explicit `from`/`to` only ever narrow."""
+        lower = start_of_day(today)
+        if self.wants_history(source):
+            lower = start_of_day(today - timedelta(days=source.lookback_days))
+        if self.start is not None and self.start > lower:
+            lower = self.start
+        return lower, self.end
+
+    def admits(self, source: SourceConfig, appt: Appointment, today: date) -> bool:
+        lower, upper = self.bounds(source, today)
+        if appt.start < lower or (upper is not None and appt.start > upper):
+            return False
+        return source.capabilities.future or appt.start < start_of_day(today)
+
+
+def representation_kinds(rep: Representation, subject: PersonRecord | None, viewer: PersonRecord | None,
+                         today: date) -> frozenset[SourceKind]:
+    """Which kinds of appointments a representative may see, by Helsenorge's rules."""
+    if viewer is None or subject is None or viewer.confidential or subject.confidential:
+        return frozenset()
+    if rep.basis is RepresentationBasis.POWER_OF_ATTORNEY:
+        return ALL_KINDS
+    birth = subject.birth_date or rep.birth_date
+    if birth is None:
+        return frozenset()
+    age = age_on(birth, today)
+    if age < CHILD_FULL_ACCESS_BELOW:
+        return ALL_KINDS
+    if age < CHILD_PARTIAL_ACCESS_BELOW:
+        return frozenset({SourceKind.GP, SourceKind.MUNICIPALITY})
+    return frozenset()
+
+
+def can_cancel(source: SourceConfig, appt: Appointment, now: datetime) -> bool:
+    """A provider allows cancelling: the source can, the row's flags (if any) include
+    `cancel`, it is still booked, and it starts after the source's notice period."""
+    return cancel_refusal(source, appt, now) is None
+
+
+def cancel_refusal(source: SourceConfig, appt: Appointment, now: datetime) -> str | None:
+    """Why an appointment cannot be cancelled (a stable code), or None when it can."""
+    if not source.capabilities.cancel:
+        return "SOURCE_CANNOT_CANCEL"
+    if appt.flags and CANCEL_FLAG not in appt.flags:
+        return "NOT_CANCELLABLE"
+    if appt.status is AppointmentStatus.CANCELLED:
+        return "ALREADY_CANCELLED"
+    if appt.status not in CANCELLABLE_STATUSES:
+        return "NOT_CANCELLABLE"
+    if appt.start <= now:
+        return "IN_THE_PAST"
+    if appt.start - now < timedelta(hours=source.cancel_notice_hours):
+        return "TOO_CLOSE_TO_START"
+    return None
+
+
+def sort_key(appt: Appointment) -> tuple[datetime, str, str]:
+    """The list's order: by start, then source id, then id."""
+    return appt.start, appt.source_id, appt.upstream_id
+
+
+def sorted_rows(rows: Sequence[Appointment]) -> list[Appointment]:
+    return sorted(rows, key=sort_key)

@@ -1,0 +1,55 @@
+"""Running ASGI apps on real sockets inside an asyncio program (CLI, tests, bench)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+STARTUP_TIMEOUT = 15.0
+
+
+@dataclass
+class RunningServer:
+    """A started uvicorn server and where it listens."""
+
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    url: str
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.wait_for(self.task, timeout=STARTUP_TIMEOUT)
+
+
+async def start_server(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
+                       log_level: str = "warning") -> RunningServer:
+    """Serve `app` in this event loop; port 0 picks a free port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, ws="websockets-sansio")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    async with asyncio.timeout(STARTUP_TIMEOUT):
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("server stopped during start-up")
+            await asyncio.sleep(0.01)
+    bound = sock.getsockname()
+    return RunningServer(server, task, f"http://{bound[0]}:{bound[1]}")
+
+
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[RunningServer]:
+    running = await start_server(app, host, port)
+    try:
+        yield running
+    finally:
+        await running.stop()

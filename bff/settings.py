@@ -1,0 +1,66 @@
+"""Process settings, read once at start-up from the environment into a frozen object."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_REQUEST_DEADLINE = 4.0
+SANDBOX_ID_SECRET = "sandbox-only-id-secret-never-use-in-production"
+DEV_ISSUER = "https://dev-issuer.timeavtaler.invalid"
+DEFAULT_AUDIENCE = "timeavtaler-bff"
+
+
+class Profile(enum.Enum):
+    """`sandbox`: embedded providers, dev token issuer, GraphiQL. `production`: none of those."""
+
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every setting the BFF reads; see README's configuration reference."""
+
+    model_config = SettingsConfigDict(env_prefix="BFF_", frozen=True, extra="ignore")
+
+    profile: Profile = Profile.SANDBOX
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "BFF_REDIS_URL"))
+    redis_prefix: str = "bff"
+    sources: Path | None = None
+    sandbox_url: str | None = None
+    id_secret: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_jwks_file: Path | None = None
+    oidc_issuer: str | None = None
+    oidc_audience: str = DEFAULT_AUDIENCE
+    dev_key_file: Path = Path(".bff-dev/issuer-key.pem")
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _production_needs_real_config(self) -> Settings:
+        if self.profile is Profile.PRODUCTION:
+            missing = [name for name, value in (
+                ("BFF_SOURCES", self.sources),
+                ("BFF_ID_SECRET", self.id_secret),
+                ("BFF_OIDC_ISSUER", self.oidc_issuer),
+                ("BFF_OIDC_JWKS_URL or BFF_OIDC_JWKS_FILE", self.oidc_jwks_url or self.oidc_jwks_file),
+                ("REDIS_URL", self.redis_url),
+            ) if not value]
+            if missing:
+                raise ValueError(f"production profile needs {', '.join(missing)}")
+        return self
+
+    @property
+    def uses_dev_issuer(self) -> bool:
+        """The sandbox's own token issuer is used when no OIDC provider is configured."""
+        return self.profile is Profile.SANDBOX and not (self.oidc_jwks_url or self.oidc_jwks_file)
+
+    @property
+    def secret_for_ids(self) -> bytes:
+        return (self.id_secret or SANDBOX_ID_SECRET).encode()

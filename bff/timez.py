@@ -1,0 +1,48 @@
+"""Time in Europe/Oslo: the portal's clock, whatever the server's own zone is."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def now() -> datetime:
+    """The current instant, in Oslo's offset."""
+    return datetime.now(OSLO)
+
+
+def start_of_day(day: date) -> datetime:
+    """Midnight at the start of `day` in Oslo."""
+    return datetime.combine(day, time.min, tzinfo=OSLO)
+
+
+def today(at: datetime | None = None) -> date:
+    """Today's calendar date in Oslo."""
+    return (at or now()).astimezone(OSLO).date()
+
+
+def to_oslo(value: datetime) -> datetime:
+    """The same instant, expressed in Oslo's offset; naive values are Oslo local time."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=OSLO)
+    return value.astimezone(OSLO)
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 date-time; without an offset it is Oslo local time."""
+    return to_oslo(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def age_on(birth_date: date, day: date) -> int:
+    """Whole years between `birth_date` and `day`."""
+    years = day.year - birth_date.year
+    if (day.month, day.day) < (birth_date.month, birth_date.day):
+        years -= 1
+    return years
+
+
+def days_ago(day: date, days: int) -> date:
+    """The date `days` days before `day`."""
+    return day - timedelta(days=days)

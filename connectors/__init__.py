@@ -1,0 +1,1 @@
+"""Outbound adapters: one module per upstream protocol, returning plain domain objects."""

@@ -1,0 +1,111 @@
+"""The ports every upstream adapter implements, and the one error table they share.
+
+Nothing outside `connectors/` sees an `httpx.Response` or upstream JSON: adapters return
+frozen domain objects or raise `SourceUnavailable` (worth retrying, or serving stale data)
+or `SourceRejected` (the upstream refused; retrying will not help).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import httpx
+
+from bff.domain import Appointment, PersonRecord
+
+
+class UpstreamError(Exception):
+    """Base of every failure an adapter reports."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+
+
+class SourceUnavailable(UpstreamError):
+    """Transient: timeout, connection failure, 5xx, 429, or a body we cannot read."""
+
+
+class SourceRejected(UpstreamError):
+    """Permanent: the upstream understood and refused (4xx other than 404/408/429)."""
+
+    def __init__(self, source: str, reason: str, status: int, message: str | None = None) -> None:
+        super().__init__(source, reason)
+        self.status = status
+        self.message = message
+
+
+RETRIABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def raise_for_status(source: str, response: httpx.Response, message: str | None = None) -> None:
+    """The one status-to-error table: map a non-2xx answer to our error hierarchy."""
+    status = response.status_code
+    if status < 400:
+        return
+    if status in RETRIABLE_STATUSES or status >= 500:
+        raise SourceUnavailable(source, f"HTTP {status}")
+    raise SourceRejected(source, f"HTTP {status}", status, message)
+
+
+def read_json(source: str, response: httpx.Response) -> Any:
+    """Decode a JSON body, treating an unreadable one as the source being unavailable."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise SourceUnavailable(source, "response body is not JSON") from exc
+
+
+async def send(source: str, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """Send one request, mapping transport failures to `SourceUnavailable`."""
+    try:
+        return await client.send(request)
+    except httpx.TimeoutException as exc:
+        raise SourceUnavailable(source, "timed out") from exc
+    except httpx.HTTPError as exc:
+        raise SourceUnavailable(source, f"transport error: {type(exc).__name__}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The time span asked of a provider; `end` None means no upper bound."""
+
+    start: datetime
+    end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What a provider answered for a batch of patients.
+
+    `skipped` counts rows that could not be read and were left out, so the answer can
+    say so instead of hiding it.
+    """
+
+    by_patient: Mapping[str, tuple[Appointment, ...]]
+    skipped: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+
+class AppointmentConnector(Protocol):
+    """A provider of appointments (hospital or GP FHIR server, municipal API)."""
+
+    source_id: str
+    batches_patients: bool
+    """True when one upstream call can answer for several patients."""
+
+    async def fetch(self, patients: Sequence[str], window: Window) -> FetchResult:
+        """All appointments of `patients` that start within `window`."""
+        ...
+
+
+class PersonDirectory(Protocol):
+    """The national person directory."""
+
+    async def get(self, pid: str) -> PersonRecord | None:
+        """The person's record, or None when the directory does not know them."""
+        ...

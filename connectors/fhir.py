@@ -1,0 +1,105 @@
+"""FHIR R4 connector for hospital and GP systems (Helsenorge appointment profile)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from bff.domain import Appointment
+from connectors.base import (
+    FetchResult,
+    SourceUnavailable,
+    Window,
+    raise_for_status,
+    read_json,
+    send,
+)
+from connectors.fhir_mapping import FNR_SYSTEM, appointments_in, iter_entries
+
+PAGE_SIZE = 100
+MAX_PAGES = 50
+FHIR_JSON = "application/fhir+json"
+
+
+def search_query(patients: Sequence[str], window: Window) -> str:
+    """The search string: several patients as one OR-token list, dates with `+` as %2B."""
+    tokens = ",".join(f"{FNR_SYSTEM}|{pid}" for pid in patients)
+    parts = [f"patient:identifier={quote(tokens, safe=':|,')}", f"date=ge{_instant(window.start)}"]
+    if window.end is not None:
+        parts.append(f"date=le{_instant(window.end)}")
+    parts.append(f"_count={PAGE_SIZE}")
+    return "&".join(parts)
+
+
+def _instant(value: datetime) -> str:
+    return quote(value.isoformat(timespec="seconds"), safe="")
+
+
+class FhirConnector:
+    """Reads appointments from one FHIR R4 server; several patients per search."""
+
+    batches_patients = True
+
+    def __init__(
+        self,
+        source_id: str,
+        base_url: str,
+        client: httpx.AsyncClient,
+        patient_cancel_codes: frozenset[str] = frozenset(),
+    ) -> None:
+        self.source_id = source_id
+        self._base = base_url.rstrip("/")
+        self._client = client
+        self._patient_codes = patient_cancel_codes
+
+    async def fetch(self, patients: Sequence[str], window: Window) -> FetchResult:
+        url = f"{self._base}/Appointment?{search_query(patients, window)}"
+        entries: list[tuple[str | None, Any]] = []
+        for _ in range(MAX_PAGES):
+            bundle = await self._get_bundle(url)
+            entries.extend(iter_entries(bundle))
+            next_url = _next_link(bundle)
+            if next_url is None:
+                break
+            url = self._same_server(next_url)
+        else:
+            raise SourceUnavailable(self.source_id, f"more than {MAX_PAGES} pages")
+        return self._map(entries, frozenset(patients))
+
+    async def _get_bundle(self, url: str) -> Any:
+        request = self._client.build_request("GET", url, headers={"Accept": FHIR_JSON})
+        response = await send(self.source_id, self._client, request)
+        raise_for_status(self.source_id, response)
+        bundle = read_json(self.source_id, response)
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise SourceUnavailable(self.source_id, "response is not a FHIR Bundle")
+        if not isinstance(bundle.get("entry", []), list):
+            raise SourceUnavailable(self.source_id, "Bundle.entry is not a list")
+        return bundle
+
+    def _same_server(self, next_url: str) -> str:
+        """Follow paging links only on the server we asked, never elsewhere."""
+        absolute = str(httpx.URL(self._base + "/").join(next_url))
+        if urlsplit(absolute).netloc != urlsplit(self._base).netloc:
+            raise SourceUnavailable(self.source_id, "paging link points to another server")
+        return absolute
+
+    def _map(self, entries: list[tuple[str | None, Any]], patients: frozenset[str]) -> FetchResult:
+        merged = {"resourceType": "Bundle", "entry": [{"fullUrl": u, "resource": r} for u, r in entries]}
+        rows, skipped = appointments_in(merged, source_id=self.source_id, patients=patients,
+                                        patient_cancel_codes=self._patient_codes)
+        by_patient: dict[str, list[Appointment]] = {pid: [] for pid in patients}
+        for row in rows:
+            by_patient[row.patient_pid].append(row)
+        return FetchResult({pid: tuple(rows) for pid, rows in by_patient.items()}, skipped=skipped)
+
+
+def _next_link(bundle: Any) -> str | None:
+    for link in bundle.get("link") or ():
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
+    return None

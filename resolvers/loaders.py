@@ -1,0 +1,80 @@
+"""Per-request DataLoaders: whatever the query looks like, each person is looked up once
+and each source is asked once per request (several persons in one FHIR search)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from datetime import date
+
+import structlog
+from aiodataloader import DataLoader
+
+from bff.appointments import PersonLookup
+from bff.gateway import Gateway, SourceOutcome
+from bff.sources import SourcesFile
+from bff.timez import start_of_day
+from connectors.base import PersonDirectory, UpstreamError
+
+log = structlog.get_logger(__name__)
+SourceKey = tuple[str, str, bool]
+"""(source id, pid, wants history)"""
+
+
+class PersonByPidLoader(DataLoader):  # type: ignore[misc]
+    """Person directory records by pid; a directory failure is an answer (`ok=False`)."""
+
+    def __init__(self, directory: PersonDirectory, deadline: float) -> None:
+        super().__init__()
+        self._directory = directory
+        self._deadline = deadline
+
+    async def batch_load_fn(self, pids: list[str]) -> list[PersonLookup]:
+        return list(await asyncio.gather(*(self._one(pid) for pid in pids)))
+
+    async def _one(self, pid: str) -> PersonLookup:
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                return PersonLookup(await self._directory.get(pid))
+        except (UpstreamError, TimeoutError) as exc:
+            log.warning("directory.failed", error=type(exc).__name__)
+            return PersonLookup(None, ok=False)
+
+
+class AppointmentsBySourceLoader(DataLoader):  # type: ignore[misc]
+    """A source's appointments by (source, person, history): one call per source per batch.
+
+    When one batch wants a source's history for some persons and only the future for
+    others, the history is fetched for all of them and the future derived from it, so the
+    source is still asked once."""
+
+    def __init__(self, gateway: Gateway, catalogue: SourcesFile, today: date, deadline: float) -> None:
+        super().__init__()
+        self._gateway = gateway
+        self._catalogue = catalogue
+        self._today = today
+        self._deadline = deadline
+
+    async def batch_load_fn(self, keys: list[SourceKey]) -> list[SourceOutcome]:
+        by_source: dict[str, list[SourceKey]] = defaultdict(list)
+        for key in keys:
+            by_source[key[0]].append(key)
+        answers = await asyncio.gather(*(self._one_source(sid, ks) for sid, ks in by_source.items()))
+        merged = {key: outcome for answer in answers for key, outcome in answer.items()}
+        return [merged[key] for key in keys]
+
+    async def _one_source(self, source_id: str, keys: list[SourceKey]) -> dict[SourceKey, SourceOutcome]:
+        source = self._catalogue.by_id(source_id)
+        if source is None:
+            raise KeyError(f"unknown source {source_id}")
+        history = any(k[2] for k in keys)
+        pids = list(dict.fromkeys(k[1] for k in keys))
+        outcomes = await self._gateway.fetch(source, pids, history, self._today, self._deadline)
+        return {key: self._narrow(outcomes[key[1]], history and not key[2]) for key in keys}
+
+    def _narrow(self, outcome: SourceOutcome, future_only: bool) -> SourceOutcome:
+        if not future_only:
+            return outcome
+        today_start = start_of_day(self._today)
+        rows = tuple(a for a in outcome.rows if a.start >= today_start)
+        return SourceOutcome(outcome.source_id, outcome.state, rows, outcome.fetched_at, outcome.message)

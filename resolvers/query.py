@@ -1,0 +1,210 @@
+"""The root Query: the viewer, the appointment list, single lookups and the catalogue."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from bff import domain
+from bff.appointments import (
+    Consulted,
+    ListFilter,
+    Subject,
+    consult,
+    page_after,
+    representations,
+    subject_for,
+    visible_rows,
+)
+from bff.errors import BadInput, NotFound, Unavailable
+from bff.ids import decode_cursor, encode_cursor
+from bff.rules import TimeFilter, applies_to, can_cancel, shows
+from bff.sources import SourceConfig
+from bff.timez import start_of_day, to_oslo
+from resolvers.context import Info
+from resolvers.types import (
+    Appointment,
+    AppointmentConnection,
+    AppointmentEdge,
+    AppointmentStatus,
+    Location,
+    Node,
+    PageInfo,
+    Person,
+    Source,
+    SourceKind,
+    SourceResult,
+)
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 50
+
+
+@strawberry.input(description="Narrows the list. Explicit from/to only ever narrow the default window.")
+class AppointmentFilter:
+    from_: datetime | None = strawberry.field(name="from", default=None, description=(
+        "Earliest start. Default: the start of today (Europe/Oslo)."))
+    to: datetime | None = strawberry.field(default=None, description="Latest start. Default: no upper bound.")
+    include_past: bool = strawberry.field(default=False, description=(
+        "Also rows before today, from sources that keep a history (GP pilot, Oslo's performed "
+        "visits), back to each source's look-back (default two years)."))
+    statuses: list[AppointmentStatus] | None = strawberry.field(default=None, description="Only these statuses.")
+    source_kinds: list[SourceKind] | None = strawberry.field(default=None, description="Only these kinds of source.")
+    source_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Only these sources.")
+
+    def to_domain(self) -> ListFilter:
+        return ListFilter(
+            time=TimeFilter(to_oslo(self.from_) if self.from_ else None, to_oslo(self.to) if self.to else None,
+                            self.include_past),
+            statuses=frozenset(self.statuses) if self.statuses is not None else None,
+            source_kinds=frozenset(self.source_kinds) if self.source_kinds is not None else None,
+            source_ids=frozenset(str(i) for i in self.source_ids) if self.source_ids is not None else None,
+        )
+
+
+def person_id(info: Info, pid: str) -> str:
+    ids = info.context.services.ids
+    return ids.encode("P", ids.pseudonym(pid))
+
+
+async def represented_persons(info: Info, pid: str) -> list[Person]:
+    """The persons the viewer may act for (only the viewer's own list is ever shown)."""
+    ctx = info.context
+    if pid != ctx.viewer.pid:
+        return []
+    viewer = await ctx.persons.load(pid)
+    reps = await representations(viewer, ctx.persons.load, ctx.today)
+    return [Person.of(rep.pid, lookup.record, person_id(info, rep.pid)) for rep, lookup, _ in reps]
+
+
+def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig, patient: Person,
+                     may_cancel: bool) -> Appointment:
+    ids = info.context.services.ids
+    location = Location(name=appt.location_name, address=appt.location_address) \
+        if appt.location_name or appt.location_address else None
+    return Appointment(
+        id=strawberry.ID(ids.encode("A", source.id, appt.upstream_id, ids.pseudonym(appt.patient_pid))),
+        source=Source.of(source), patient=patient, status=appt.status, confirmed=appt.confirmed,
+        start=appt.start, end=appt.end, title=appt.title, kind=appt.kind, service=appt.service,
+        visit_kind=appt.visit_kind, organization=appt.organization, department=appt.department,
+        location=location, practitioner=appt.practitioner, cancelled_by=appt.cancelled_by,
+        can_cancel=may_cancel and can_cancel(source, appt, info.context.now), cancellation=None,
+    )
+
+
+def _cursor(appt: domain.Appointment) -> str:
+    return encode_cursor(appt.start.isoformat(), appt.source_id, appt.upstream_id)
+
+
+def _after(after: str | None) -> tuple[datetime, str, str] | None:
+    if after is None:
+        return None
+    parts = decode_cursor(after)
+    try:
+        if parts is None or len(parts) != 3:
+            raise ValueError
+        return to_oslo(datetime.fromisoformat(parts[0])), parts[1], parts[2]
+    except ValueError:
+        raise BadInput("`after` is not a cursor from this list.") from None
+
+
+async def _subject(info: Info, on_behalf_of: strawberry.ID | None) -> Subject:
+    ctx = info.context
+    return await subject_for(ctx.viewer.pid, on_behalf_of, ctx.services.ids, ctx.persons.load, ctx.today)
+
+
+def _patient(info: Info, subject: Subject) -> Person:
+    return Person.of(subject.pid, subject.lookup.record, person_id(info, subject.pid))
+
+
+def _source_results(consulted: list[Consulted]) -> list[SourceResult]:
+    return [SourceResult(source=Source.of(c.source), state=c.outcome.state, fetched_at=c.outcome.fetched_at,
+                         message=c.outcome.message) for c in consulted]
+
+
+async def find_appointment(info: Info, appointment_id: str) -> Appointment | None:
+    """One of the viewer's (or a represented person's) appointments; None for anything
+    else, whether it does not exist or belongs to someone the viewer may not see."""
+    ctx = info.context
+    ids = ctx.services.ids
+    parts = ids.decode("A", appointment_id)
+    if parts is None:
+        return None
+    source_id, upstream_id, owner = parts
+    subject = await _owner_subject(info, owner)
+    source = ctx.services.catalogue.by_id(source_id)
+    if subject is None or source is None or source.kind not in subject.kinds:
+        return None
+    if not applies_to(source, subject.lookup.record) or not subject.lookup.ok:
+        return None
+    outcome = await ctx.appointments.load((source.id, subject.pid, source.capabilities.past))
+    history = TimeFilter(include_past=True)
+    for appt in outcome.rows:
+        if appt.upstream_id == upstream_id and shows(source, appt, start_of_day(ctx.today)) \
+                and history.admits(source, appt, ctx.today):
+            return appointment_node(info, appt, source, _patient(info, subject), True)
+    return None
+
+
+async def _owner_subject(info: Info, owner: str) -> Subject | None:
+    ctx = info.context
+    ids = ctx.services.ids
+    if owner == ids.pseudonym(ctx.viewer.pid):
+        return await _subject(info, None)
+    try:
+        return await _subject(info, strawberry.ID(ids.encode("P", owner)))
+    except (NotFound, Unavailable):
+        return None
+
+
+@strawberry.type(description="Read the appointment list and what it is built from.")
+class Query:
+    @strawberry.field(description="The logged-in citizen.")
+    async def me(self, info: Info) -> Person:
+        lookup = await info.context.persons.load(info.context.viewer.pid)
+        if not lookup.ok:
+            raise Unavailable("Personregisteret svarer ikke akkurat nå. Prøv igjen om litt.")
+        return _patient(info, Subject(info.context.viewer.pid, lookup, frozenset(), True))
+
+    @strawberry.field(description=(
+        "One list of appointments from every provider that holds some for the person, sorted by "
+        "start, then source, then id. `sources` tells which providers were consulted and how they "
+        "answered: a slow or broken provider never breaks the list."))
+    async def appointments(
+        self, info: Info, filter: AppointmentFilter | None = None,
+        first: int = DEFAULT_PAGE_SIZE, after: str | None = None, on_behalf_of: strawberry.ID | None = None,
+    ) -> AppointmentConnection:
+        if not 0 <= first <= MAX_PAGE_SIZE:
+            raise BadInput(f"`first` must be between 0 and {MAX_PAGE_SIZE}.")
+        position = _after(after)
+        wanted = (filter or AppointmentFilter()).to_domain()
+        ctx = info.context
+        subject = await _subject(info, on_behalf_of)
+        consulted = await consult(subject, ctx.services.catalogue, wanted, ctx.today,
+                                  lambda s, p, h: ctx.appointments.load((s, p, h)))
+        rows = visible_rows(consulted, wanted, ctx.today)
+        page, more = page_after(rows, position, first)
+        patient = _patient(info, subject)
+        sources = {c.source.id: c.source for c in consulted}
+        nodes = [appointment_node(info, a, sources[a.source_id], patient, True) for a in page]
+        edges = [AppointmentEdge(cursor=_cursor(a), node=n) for a, n in zip(page, nodes, strict=True)]
+        return AppointmentConnection(
+            edges=edges, nodes=nodes, total_count=len(rows), sources=_source_results(consulted),
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+    @strawberry.field(description="One appointment by id; null when unknown or not yours to see.")
+    async def appointment(self, info: Info, id: strawberry.ID) -> Appointment | None:
+        return await find_appointment(info, id)
+
+    @strawberry.field(description="Every configured source: the coverage catalogue.")
+    def sources(self, info: Info) -> list[Source]:
+        return [Source.of(s) for s in info.context.services.catalogue.sources]
+
+    @strawberry.field(description="Any object with an id: an appointment, a source or a cancellation request.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        source = info.context.services.catalogue.by_id(id)
+        if source is not None:
+            return Source.of(source)
+        return await find_appointment(info, id)

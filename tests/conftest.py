@@ -1,0 +1,142 @@
+"""Shared fixtures: a real Redis, the sandbox providers and the BFF, each on real sockets.
+
+Redis is the one at REDIS_URL (default redis://127.0.0.1:6379/0); every test run uses
+its own key prefix and removes its keys afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from bff.app import create_app
+from bff.auth import load_dev_key, mint_dev_token
+from bff.sandbox.app import SandboxState, create_sandbox
+from bff.sandbox.cast import CastMember, cast
+from bff.serving import RunningServer, start_server
+from bff.settings import DEV_ISSUER, Settings
+from bff.timez import today
+
+TEST_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass
+class Sandbox:
+    url: str
+    state: SandboxState
+    http: httpx.AsyncClient
+
+    async def fault(self, target: str, **fault: Any) -> None:
+        (await self.http.put(f"{self.url}/_admin/faults/{target}", json=fault)).raise_for_status()
+
+    async def clear(self) -> None:
+        (await self.http.delete(f"{self.url}/_admin/faults")).raise_for_status()
+        (await self.http.delete(f"{self.url}/_admin/calls")).raise_for_status()
+
+    async def calls(self) -> dict[str, int]:
+        body = (await self.http.get(f"{self.url}/_admin/calls")).json()
+        return dict(body["calls"])
+
+    async def patients_per_search(self) -> list[tuple[str, int]]:
+        body = (await self.http.get(f"{self.url}/_admin/calls")).json()
+        return [tuple(x) for x in body["patientsPerSearch"]]
+
+
+@dataclass
+class Bff:
+    url: str
+    settings: Settings
+    http: httpx.AsyncClient
+    key_file: Path
+
+    def token(self, who: str | CastMember, acr: str = "idporten-loa-high") -> str:
+        pid = who.pid if isinstance(who, CastMember) else PEOPLE[who].pid
+        return mint_dev_token(load_dev_key(self.key_file), pid, issuer=DEV_ISSUER,
+                              audience=self.settings.oidc_audience, acr=acr)
+
+    async def post(self, query: str, variables: dict[str, Any] | None = None, *, who: str = "asane",
+                   headers: dict[str, str] | None = None) -> httpx.Response:
+        sent = {"Authorization": f"Bearer {self.token(who)}", **(headers or {})}
+        return await self.http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+                                    headers=sent)
+
+    async def query(self, query: str, variables: dict[str, Any] | None = None, *, who: str = "asane") -> Any:
+        """Run a document that must succeed; returns `data`."""
+        response = await self.post(query, variables, who=who)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+PEOPLE = cast(today())
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> str:
+    return f"bfftest-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(TEST_REDIS_URL)
+    await client.ping()
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{redis_prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def sandbox() -> AsyncIterator[Sandbox]:
+    built = create_sandbox()
+    running = await start_server(built.app)
+    async with httpx.AsyncClient() as http:
+        yield Sandbox(running.url, built.state, http)
+    await running.stop()
+
+
+def bff_settings(tmp: Path, prefix: str, **overrides: Any) -> Settings:
+    return Settings(redis_url=TEST_REDIS_URL, redis_prefix=prefix, dev_key_file=tmp / "dev-key.pem",
+                    **overrides)
+
+
+@pytest.fixture(scope="session")
+async def bff_server(sandbox: Sandbox, redis: Redis, redis_prefix: str,
+                     tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[RunningServer, Settings]]:
+    settings = bff_settings(tmp_path_factory.mktemp("bff"), redis_prefix)
+    running = await start_server(create_app(settings, {"SANDBOX_URL": sandbox.url}))
+    yield running, settings
+    await running.stop()
+
+
+@pytest.fixture
+async def bff(bff_server: tuple[RunningServer, Settings], sandbox: Sandbox, redis: Redis,
+              redis_prefix: str) -> AsyncIterator[Bff]:
+    """The running BFF, with a clean cache, no faults and zeroed call counters."""
+    keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await sandbox.clear()
+    running, settings = bff_server
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield Bff(running.url, settings, http, settings.dev_key_file)
+    await sandbox.clear()
+
+
+@pytest.fixture
+def people() -> dict[str, CastMember]:
+    return PEOPLE
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "fhir-helsenorge"
+"""Norsk Helsenett's published Helsenorge appointment examples (copied from shared/)."""
