@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
-from jwt import PyJWKSet
 import structlog
+from jwt import PyJWKSet
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request

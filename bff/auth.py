@@ -85,7 +85,7 @@ class KeySet:
             if time.monotonic() - self._fetched_at < JWKS_REFETCH_INTERVAL and self._keys is not None:
                 return
             self._fetched_at = time.monotonic()
-            assert self._client is not None and self._url is not None  # noqa: S101 - set together
+            assert self._client is not None and self._url is not None
             try:
                 response = await self._client.get(self._url)
                 response.raise_for_status()

@@ -35,8 +35,8 @@ class AppointmentCache:
         if not keys:
             return []
         try:
-            values: list[bytes | None] = await self._redis.mget(keys)
-            return values
+            values = await self._redis.mget(keys)
+            return [v if isinstance(v, bytes) or v is None else v.encode() for v in values]
         except (RedisError, OSError) as exc:
             log.warning("cache.read_failed", error=type(exc).__name__)
             return [None] * len(keys)

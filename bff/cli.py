@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -126,10 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
         settings = Settings(**overrides)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(settings))
-        except KeyboardInterrupt:
-            pass
     elif args.command == "token":
         _cmd_token(args)
     elif args.command == "export-schema":

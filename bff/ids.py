@@ -62,18 +62,3 @@ class Ids:
 
     def _cipher(self) -> AESSIV:
         return self._siv
-
-
-def encode_cursor(*parts: str) -> str:
-    """An opaque pagination cursor."""
-    return _b64(orjson.dumps(list(parts)))
-
-
-def decode_cursor(value: str) -> tuple[str, ...] | None:
-    try:
-        decoded = orjson.loads(_unb64(value))
-    except (ValueError, orjson.JSONDecodeError):
-        return None
-    if isinstance(decoded, list) and all(isinstance(p, str) for p in decoded):
-        return tuple(decoded)
-    return None

@@ -12,6 +12,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT = 15.0
+GRACEFUL_SHUTDOWN = 5
+"""Seconds open requests get to finish when a server stops."""
 
 
 @dataclass
@@ -24,7 +26,7 @@ class RunningServer:
 
     async def stop(self) -> None:
         self.server.should_exit = True
-        await asyncio.wait_for(self.task, timeout=STARTUP_TIMEOUT)
+        await asyncio.wait_for(self.task, timeout=GRACEFUL_SHUTDOWN + STARTUP_TIMEOUT)
 
 
 async def start_server(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
@@ -33,7 +35,8 @@ async def start_server(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, ws="websockets-sansio")
+    config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, ws="websockets-sansio",
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     async with asyncio.timeout(STARTUP_TIMEOUT):

@@ -126,7 +126,7 @@ def map_appointment(
         return None
     if status_code not in STATUS_MAP:
         raise Unreadable(f"unknown status {status_code!r}")
-    status, confirmed = STATUS_MAP[status_code]
+    status, confirmed = STATUS_MAP[str(status_code)]
     resolver = Resolver(resource, bundle)
     pid = _patient(resource, resolver)
     if pid is None or (patients is not None and pid not in patients):

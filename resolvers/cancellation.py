@@ -26,7 +26,7 @@ class CancellationStatus(enum.Enum):
 
 @strawberry.type(description="A request to cancel an appointment, and the provider's answer.")
 class CancellationRequest(Node):
-    appointment: Annotated["Appointment", strawberry.lazy("resolvers.types")] | None = strawberry.field(
+    appointment: Annotated[Appointment, strawberry.lazy("resolvers.types")] | None = strawberry.field(
         description="The appointment it concerns, as it stands now.")
     status: CancellationStatus = strawberry.field(description="Where the request stands.")
     reason: str | None = strawberry.field(description="The reason the citizen gave.")

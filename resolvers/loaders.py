@@ -21,7 +21,7 @@ SourceKey = tuple[str, str, bool]
 """(source id, pid, wants history)"""
 
 
-class PersonByPidLoader(DataLoader):  # type: ignore[misc]
+class PersonByPidLoader(DataLoader[str, PersonLookup]):
     """Person directory records by pid; a directory failure is an answer (`ok=False`)."""
 
     def __init__(self, directory: PersonDirectory, deadline: float) -> None:
@@ -41,7 +41,7 @@ class PersonByPidLoader(DataLoader):  # type: ignore[misc]
             return PersonLookup(None, ok=False)
 
 
-class AppointmentsBySourceLoader(DataLoader):  # type: ignore[misc]
+class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
     """A source's appointments by (source, person, history): one call per source per batch.
 
     When one batch wants a source's history for some persons and only the future for

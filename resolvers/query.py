@@ -17,8 +17,8 @@ from bff.appointments import (
     subject_for,
     visible_rows,
 )
+from bff.domain import AppointmentStatus, SourceKind
 from bff.errors import BadInput, NotFound, Unavailable
-from bff.ids import decode_cursor, encode_cursor
 from bff.rules import TimeFilter, applies_to, can_cancel, shows
 from bff.sources import SourceConfig
 from bff.timez import start_of_day, to_oslo
@@ -27,13 +27,11 @@ from resolvers.types import (
     Appointment,
     AppointmentConnection,
     AppointmentEdge,
-    AppointmentStatus,
     Location,
     Node,
     PageInfo,
     Person,
     Source,
-    SourceKind,
     SourceResult,
 )
 
@@ -46,7 +44,7 @@ class AppointmentFilter:
     from_: datetime | None = strawberry.field(name="from", default=None, description=(
         "Earliest start. Default: the start of today (Europe/Oslo)."))
     to: datetime | None = strawberry.field(default=None, description="Latest start. Default: no upper bound.")
-    include_past: bool = strawberry.field(default=False, description=(
+    include_past: bool | None = strawberry.field(default=False, description=(
         "Also rows before today, from sources that keep a history (GP pilot, Oslo's performed "
         "visits), back to each source's look-back (default two years)."))
     statuses: list[AppointmentStatus] | None = strawberry.field(default=None, description="Only these statuses.")
@@ -56,7 +54,7 @@ class AppointmentFilter:
     def to_domain(self) -> ListFilter:
         return ListFilter(
             time=TimeFilter(to_oslo(self.from_) if self.from_ else None, to_oslo(self.to) if self.to else None,
-                            self.include_past),
+                            bool(self.include_past)),
             statuses=frozenset(self.statuses) if self.statuses is not None else None,
             source_kinds=frozenset(self.source_kinds) if self.source_kinds is not None else None,
             source_ids=frozenset(str(i) for i in self.source_ids) if self.source_ids is not None else None,
@@ -93,14 +91,14 @@ def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig,
     )
 
 
-def _cursor(appt: domain.Appointment) -> str:
-    return encode_cursor(appt.start.isoformat(), appt.source_id, appt.upstream_id)
+def _cursor(info: Info, appt: domain.Appointment) -> str:
+    return info.context.services.ids.encode("K", appt.start.isoformat(), appt.source_id, appt.upstream_id)
 
 
-def _after(after: str | None) -> tuple[datetime, str, str] | None:
+def _after(info: Info, after: str | None) -> tuple[datetime, str, str] | None:
     if after is None:
         return None
-    parts = decode_cursor(after)
+    parts = info.context.services.ids.decode("K", after)
     try:
         if parts is None or len(parts) != 3:
             raise ValueError
@@ -173,11 +171,13 @@ class Query:
         "answered: a slow or broken provider never breaks the list."))
     async def appointments(
         self, info: Info, filter: AppointmentFilter | None = None,
-        first: int = DEFAULT_PAGE_SIZE, after: str | None = None, on_behalf_of: strawberry.ID | None = None,
+        first: int | None = DEFAULT_PAGE_SIZE, after: str | None = None,
+        on_behalf_of: strawberry.ID | None = None,
     ) -> AppointmentConnection:
+        first = DEFAULT_PAGE_SIZE if first is None else first
         if not 0 <= first <= MAX_PAGE_SIZE:
             raise BadInput(f"`first` must be between 0 and {MAX_PAGE_SIZE}.")
-        position = _after(after)
+        position = _after(info, after)
         wanted = (filter or AppointmentFilter()).to_domain()
         ctx = info.context
         subject = await _subject(info, on_behalf_of)
@@ -188,7 +188,7 @@ class Query:
         patient = _patient(info, subject)
         sources = {c.source.id: c.source for c in consulted}
         nodes = [appointment_node(info, a, sources[a.source_id], patient, True) for a in page]
-        edges = [AppointmentEdge(cursor=_cursor(a), node=n) for a, n in zip(page, nodes, strict=True)]
+        edges = [AppointmentEdge(cursor=_cursor(info, a), node=n) for a, n in zip(page, nodes, strict=True)]
         return AppointmentConnection(
             edges=edges, nodes=nodes, total_count=len(rows), sources=_source_results(consulted),
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),

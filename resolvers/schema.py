@@ -21,11 +21,11 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
-            PublicErrors(),
-            QueryDepthLimiter(max_depth=MAX_DEPTH),
-            MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            ParserCache(maxsize=PARSER_CACHE_SIZE),
-            ValidationCache(maxsize=PARSER_CACHE_SIZE),
+            PublicErrors,
+            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=PARSER_CACHE_SIZE),
         ],
     )

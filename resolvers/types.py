@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from bff import domain
-from bff.domain import PersonRecord
-from bff.gateway import SourceState as DomainSourceState
+from bff.domain import (
+    AppointmentKind,
+    AppointmentStatus,
+    CancelledBy,
+    HealthRegion,
+    MunicipalService,
+    PersonRecord,
+    SourceKind,
+    VisitKind,
+)
+from bff.gateway import SourceState
 from bff.sources import SourceConfig
 
-AppointmentStatus = strawberry.enum(domain.AppointmentStatus, description=(
+if TYPE_CHECKING:
+    from resolvers.cancellation import CancellationRequest
+
+strawberry.enum(domain.AppointmentStatus, description=(
     "BOOKED: planned. ASSIGNED: a municipal visit placed on an employee's work plan, with a firmer "
     "time. FULFILLED: took place. CANCELLED: called off (see cancelledBy). NOSHOW: the patient did "
     "not come."))
-VisitKind = strawberry.enum(domain.VisitKind, description=(
+strawberry.enum(domain.VisitKind, description=(
     "REGULAR: a recurring visit. ASSIGNED: on an employee's work plan. PERFORMED: carried out."))
-SourceKind = strawberry.enum(domain.SourceKind, description="The kind of provider a source is.")
-CancelledBy = strawberry.enum(domain.CancelledBy, description="Who cancelled: the patient or the provider.")
-MunicipalService = strawberry.enum(domain.MunicipalService, description=(
+strawberry.enum(domain.SourceKind, description="The kind of provider a source is.")
+strawberry.enum(domain.CancelledBy, description="Who cancelled: the patient or the provider.")
+strawberry.enum(domain.MunicipalService, description=(
     "HOME_NURSING: hjemmesykepleie. PRACTICAL_ASSISTANCE: praktisk bistand."))
-HealthRegion = strawberry.enum(domain.HealthRegion, description="A regional health authority.")
-AppointmentKind = strawberry.enum(domain.AppointmentKind, description="How the appointment takes place.")
-SourceState = strawberry.enum(DomainSourceState, description=(
+strawberry.enum(domain.HealthRegion, description="A regional health authority.")
+strawberry.enum(domain.AppointmentKind, description="How the appointment takes place.")
+strawberry.enum(SourceState, description=(
     "OK: answered now or from a fresh cache. STALE: the source failed; showing its last good "
     "answer (see fetchedAt). UNAVAILABLE: nothing from this source in this answer."))
 
@@ -107,7 +119,7 @@ class Appointment(Node):
     practitioner: str | None = strawberry.field(description="Doctor, nurse or employee, when known.")
     cancelled_by: CancelledBy | None = strawberry.field(description="Who cancelled, for cancelled ones.")
     can_cancel: bool = strawberry.field(description="Whether the viewer may ask to cancel it now.")
-    cancellation: Annotated["CancellationRequest", strawberry.lazy("resolvers.cancellation")] | None = (
+    cancellation: Annotated[CancellationRequest, strawberry.lazy("resolvers.cancellation")] | None = (
         strawberry.field(description="The latest cancellation request for it, if any."))
 
 

@@ -24,8 +24,25 @@ from bff.sandbox.cast import CastMember, cast
 from bff.serving import RunningServer, start_server
 from bff.settings import DEV_ISSUER, Settings
 from bff.timez import today
+from tests.redis_process import RedisProcess, answers
 
-TEST_REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _test_redis_url() -> str:
+    """REDIS_URL if set; else the Redis on 6379; else a redis-server the suite starts."""
+    if os.environ.get("REDIS_URL"):
+        return os.environ["REDIS_URL"]
+    if answers("127.0.0.1", 6379):
+        return DEFAULT_REDIS_URL
+    own = RedisProcess().start()
+    import atexit
+
+    atexit.register(own.stop)
+    return own.url
+
+
+TEST_REDIS_URL = _test_redis_url()
 
 
 @dataclass

@@ -118,8 +118,13 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
 
 
 def _fhir(today: date, p: dict[str, CastMember]) -> dict[str, list[FhirAppointment]]:
-    d = lambda n: today + timedelta(days=n)  # noqa: E731
-    hv, hn, hm, gp = [], [], [], []
+    def d(n: int) -> date:
+        return today + timedelta(days=n)
+
+    hv: list[FhirAppointment] = []
+    hn: list[FhirAppointment] = []
+    hm: list[FhirAppointment] = []
+    gp: list[FhirAppointment] = []
     asane, emma, lukas = p["asane"].pid, p["child_small"].pid, p["child_teen"].pid
     hv += [
         build("hv-asane-1", asane, HAUKELAND, _at(d(12), 9), _at(d(12), 9, 45), title="Kontroll etter grå stær",
@@ -146,15 +151,15 @@ def _fhir(today: date, p: dict[str, CastMember]) -> dict[str, list[FhirAppointme
         build("hn-tromso-2", tromso, UNN_HEART, _at(d(8), 9), _at(d(8), 9, 30), title="Hjerteundersøkelse"),
     ]
     hm += [
-        build("hm-trd-1", trondheim, ST_OLAV_ORTO, _at(d(11), 8, 30), _at(d(11), 9), title="Kontroll etter kneoperasjon",
-              bundled=True),
+        build("hm-trd-1", trondheim, ST_OLAV_ORTO, _at(d(11), 8, 30), _at(d(11), 9),
+              title="Kontroll etter kneoperasjon", bundled=True),
         build("hm-trd-2", trondheim, ST_OLAV_SKIN, _at(d(13), 15), _at(d(13), 15, 20), title="Hudundersøkelse",
               bundled=True),
     ]
     sara = p["gp_pilot"].pid
     gp += [
-        build("gp-sara-1", sara, GP_OFFICE, _at(d(-90), 9), _at(d(-90), 9, 20), title="Konsultasjon", status="fulfilled",
-              practitioner="Lege Anne Vik", appointment_type="Konsultasjon"),
+        build("gp-sara-1", sara, GP_OFFICE, _at(d(-90), 9), _at(d(-90), 9, 20), title="Konsultasjon",
+              status="fulfilled", practitioner="Lege Anne Vik", appointment_type="Konsultasjon"),
         build("gp-sara-2", sara, GP_OFFICE, _at(d(-20), 10), _at(d(-20), 10, 20), title="Blodprøvekontroll",
               status="noshow", practitioner="Lege Anne Vik"),
         build("gp-sara-3", sara, GP_OFFICE, _at(d(4), 11), _at(d(4), 11, 20), title="Videokonsultasjon",
@@ -177,23 +182,33 @@ def _visit(key: str, service: str, kind: str, status: str, start: datetime, minu
            district: str, employee: str | None = None, cancelled_by: str | None = None,
            naive: bool = False) -> dict[str, Any]:
     end = start + timedelta(minutes=minutes)
-    fmt = (lambda t: t.replace(tzinfo=None).isoformat()) if naive else (lambda t: t.isoformat())
+
+    def fmt(t: datetime) -> str:
+        return t.replace(tzinfo=None).isoformat() if naive else t.isoformat()
+
     return {"id": key, "service": service, "kind": kind, "status": status, "cancelledBy": cancelled_by,
             "start": fmt(start), "end": fmt(end), "employee": employee, "district": district}
 
 
 def _visits(today: date, p: dict[str, CastMember]) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    d = lambda n: today + timedelta(days=n)  # noqa: E731
-    osl = dict(district="Frogner")
+    def d(n: int) -> date:
+        return today + timedelta(days=n)
+
+    def frogner(key: str, *args: Any, **kw: Any) -> dict[str, Any]:
+        return _visit(key, *args, district="Frogner", **kw)
+
+    def bgo(key: str, *args: Any, **kw: Any) -> dict[str, Any]:
+        return _visit(f"bgo-{key}", *args, district="Åsane", naive=True, **kw)
+
     oslo = {
         p["frogner"].pid: [
-            _visit("osl-f-1", "home_nursing", "regular", "planned", _at(d(1), 8), 30, **osl),
-            _visit("osl-f-2", "home_nursing", "regular", "planned", _at(d(3), 8), 30, **osl),
-            _visit("osl-f-3", "home_nursing", "regular", "cancelled", _at(d(5), 8), 30, cancelled_by="service", **osl),
-            _visit("osl-f-4", "home_nursing", "performed", "performed", _at(d(-2), 8), 30, employee="Per Pleier", **osl),
-            _visit("osl-f-5", "home_nursing", "performed", "performed", _at(d(-9), 8), 30, employee="Per Pleier", **osl),
-            _visit("osl-f-6", "home_nursing", "regular", "cancelled", _at(d(-4), 8), 30, cancelled_by="citizen", **osl),
-            _visit("osl-f-7", "home_nursing", "assigned", "planned", _at(d(2), 9), 30, employee="Liv Lie", **osl),
+            frogner("osl-f-1", "home_nursing", "regular", "planned", _at(d(1), 8), 30),
+            frogner("osl-f-2", "home_nursing", "regular", "planned", _at(d(3), 8), 30),
+            frogner("osl-f-3", "home_nursing", "regular", "cancelled", _at(d(5), 8), 30, cancelled_by="service"),
+            frogner("osl-f-4", "home_nursing", "performed", "performed", _at(d(-2), 8), 30, employee="Per Pleier"),
+            frogner("osl-f-5", "home_nursing", "performed", "performed", _at(d(-9), 8), 30, employee="Per Pleier"),
+            frogner("osl-f-6", "home_nursing", "regular", "cancelled", _at(d(-4), 8), 30, cancelled_by="citizen"),
+            frogner("osl-f-7", "home_nursing", "assigned", "planned", _at(d(2), 9), 30, employee="Liv Lie"),
         ],
         p["mealclient"].pid: [
             _visit("osl-a-1", "home_nursing", "regular", "planned", _at(d(2), 10), 20, district="Alna"),
@@ -204,19 +219,18 @@ def _visits(today: date, p: dict[str, CastMember]) -> dict[str, dict[str, list[d
             _visit("osl-e-1", "home_nursing", "regular", "planned", _at(d(1), 18), 20, district="Grünerløkka"),
         ],
     }
-    bgo = dict(district="Åsane", naive=True)
     bergen = {
         p["asane"].pid: [
-            _visit("bgo-k-1", "practical_assistance", "regular", "planned", _at(d(3), 10), 60, **bgo),
-            _visit("bgo-k-2", "practical_assistance", "regular", "planned", _at(d(10), 10), 60, **bgo),
-            _visit("bgo-k-3", "practical_assistance", "assigned", "planned", _at(d(4), 12), 60,
-                   employee="Siri Hjelper", **bgo),
-            _visit("bgo-k-4", "practical_assistance", "regular", "cancelled", _at(d(17), 10), 60,
-                   cancelled_by="citizen", **bgo),
-            _visit("bgo-k-5", "home_nursing", "performed", "performed", _at(d(-3), 9), 30, **bgo),
-            _visit("bgo-k-6", "home_nursing", "regular", "planned", _at(d(0), 23, 30), 20, **bgo),
-            _visit("bgo-k-7", "practical_assistance", "regular", "cancelled", _at(d(-7), 10), 60,
-                   cancelled_by="service", **bgo),
+            bgo("k-1", "practical_assistance", "regular", "planned", _at(d(3), 10), 60),
+            bgo("k-2", "practical_assistance", "regular", "planned", _at(d(10), 10), 60),
+            bgo("k-3", "practical_assistance", "assigned", "planned", _at(d(4), 12), 60,
+                   employee="Siri Hjelper"),
+            bgo("k-4", "practical_assistance", "regular", "cancelled", _at(d(17), 10), 60,
+                   cancelled_by="citizen"),
+            bgo("k-5", "home_nursing", "performed", "performed", _at(d(-3), 9), 30),
+            bgo("k-6", "home_nursing", "regular", "planned", _at(d(0), 23, 30), 20),
+            bgo("k-7", "practical_assistance", "regular", "cancelled", _at(d(-7), 10), 60,
+                   cancelled_by="service"),
         ],
     }
     return {"oslo": oslo, "bergen": bergen}

@@ -66,7 +66,7 @@ def build(
     appointment_type: str = "Poliklinisktime",
 ) -> FhirAppointment:
     """One Appointment with its Locations, department Organization and Flags."""
-    dept = {
+    dept: dict[str, Any] = {
         "resourceType": "Organization",
         "id": _id(f"{key}-dept"),
         "identifier": [{"system": RESH_SYSTEM, "value": place.department_id}],
@@ -97,7 +97,7 @@ def build(
         }
         for code in flags
     ]
-    others = [dept, hospital, unit, *flag_resources]
+    others: list[dict[str, Any]] = [dept, hospital, unit, *flag_resources]
     participants: list[dict[str, Any]] = [
         {"actor": {"type": "Patient", "identifier": {"system": FNR_SYSTEM, "value": patient}}, "status": "accepted"},
         {"actor": {"reference": _ref(unit, bundled)}, "status": "accepted"},

@@ -1,0 +1,68 @@
+"""A slow or broken provider never breaks the list."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import Bff, Sandbox
+from tests.resolvers.queries import LIST, consulted, rows
+
+
+@pytest.mark.parametrize("fault", [
+    {"malformed": True},
+    {"status": 503},
+    {"status": 500},
+    {"timeout": True},
+], ids=["malformed-json", "503", "500", "timeout"])
+async def test_one_broken_source_leaves_the_others_in_the_answer(bff: Bff, sandbox: Sandbox, fault: dict) -> None:
+    await sandbox.fault("bergen", **fault)
+    started = time.monotonic()
+    response = await bff.post(LIST, who="asane")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    data = response.json()["data"]
+    states = consulted(data)
+    assert states["bergen-kommune"] == "UNAVAILABLE"
+    assert {k: v for k, v in states.items() if k != "bergen-kommune"} == {
+        "helse-vest": "OK", "helse-nord": "OK", "helse-midt": "OK", "fastlege-pilot": "OK"}
+    assert {r["source"]["id"] for r in rows(data)} == {"helse-vest"}
+    message = next(s["message"] for s in data["appointments"]["sources"] if s["source"]["id"] == "bergen-kommune")
+    assert message
+    # Bounded by the source's own timeout (2.5 s), well within the request deadline.
+    assert elapsed < 4.5
+
+
+async def test_a_paged_fhir_source_failing_mid_way_is_unavailable_not_partial(bff: Bff, sandbox: Sandbox) -> None:
+    await sandbox.fault("helse-vest", malformed=True)
+    data = (await bff.post(LIST, {"filter": {"sourceIds": ["helse-vest"]}}, who="asane")).json()["data"]
+    assert consulted(data) == {"helse-vest": "UNAVAILABLE"}
+    assert rows(data) == []
+
+
+async def test_a_failing_source_is_served_stale_from_cache(bff: Bff, sandbox: Sandbox, redis, redis_prefix) -> None:
+    fresh = await bff.query(LIST, who="asane")
+    # Age every cached entry past its freshness, then break the provider.
+    async for key in redis.scan_iter(match=f"{redis_prefix}:appts:bergen-kommune:*"):
+        raw = await redis.get(key)
+        import orjson
+
+        entry = orjson.loads(raw)
+        entry["at"] -= 3600
+        await redis.set(key, orjson.dumps(entry), keepttl=True)
+    await sandbox.fault("bergen", status=503)
+    data = await bff.query(LIST, who="asane")
+    source = next(s for s in data["appointments"]["sources"] if s["source"]["id"] == "bergen-kommune")
+    assert source["state"] == "STALE"
+    assert source["fetchedAt"] is not None
+    assert [r["id"] for r in rows(data)] == [r["id"] for r in rows(fresh)]
+
+
+async def test_a_second_request_is_served_from_cache_without_calling_providers(bff: Bff, sandbox: Sandbox) -> None:
+    first = await bff.query(LIST, who="asane")
+    await sandbox.clear()
+    second = await bff.query(LIST, who="asane")
+    assert rows(first) == rows(second)
+    calls = await sandbox.calls()
+    assert calls == {"persons": 1}
