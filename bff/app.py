@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import structlog
 from jwt import PyJWKSet
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -21,10 +22,13 @@ from strawberry.asgi import GraphQL
 from strawberry.http.typevars import RootValue
 
 from bff.auth import KeySet, TokenError, TokenVerifier, Viewer, bearer_token, dev_jwks, load_dev_key
+from bff.breakers import Breakers
 from bff.cache import AppointmentCache
 from bff.gateway import Gateway
 from bff.ids import Ids
 from bff.logs import RequestIdMiddleware
+from bff.metrics import Metrics
+from bff.people import People
 from bff.redis_conn import open_redis
 from bff.services import Services
 from bff.settings import DEV_ISSUER, Profile, Settings
@@ -80,7 +84,7 @@ class BffGraphQL(GraphQL[Context, RootValue]):
         at = now()
         return Context(
             request=request, services=services, viewer=viewer, now=at, deadline=deadline,
-            persons=PersonByPidLoader(services.directory, deadline),
+            persons=PersonByPidLoader(services.people, deadline),
             appointments=AppointmentsBySourceLoader(services.gateway, services.catalogue, today(at), deadline),
         )
 
@@ -123,6 +127,11 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
 def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -> Starlette:
     """The BFF as a Starlette app. `variables` fill `${…}` in the sources file (the
     embedded default passes the sandbox's address)."""
@@ -133,12 +142,13 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
-            app.state.services = await _services(settings, catalogue, stack)
+            app.state.services = services = await _services(settings, catalogue, stack)
+            stack.push_async_callback(services.gateway.aclose)
             log.info("bff.started", sources=[s.id for s in catalogue.sources], profile=settings.profile.value)
             yield {}
 
     routes = [Route("/graphql", AuthenticatedGraphQL(view, ide), methods=["GET", "POST"]),
-              Route("/healthz", healthz)]
+              Route("/healthz", healthz), Route("/metrics", metrics)]
     return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)], lifespan=lifespan)
 
 
@@ -147,11 +157,13 @@ async def _services(settings: Settings, catalogue: SourcesFile, stack: contextli
     clients = {s.id: await stack.enter_async_context(_client(s.timeout)) for s in catalogue.sources}
     directory_client = await stack.enter_async_context(_client(catalogue.directory.timeout))
     ids = Ids(settings.secret_for_ids)
-    cache = AppointmentCache(redis, settings.redis_prefix, ids)
+    registry = Metrics()
+    cache = AppointmentCache(redis, settings.redis_prefix, ids, registry)
     connectors = {s.id: _connector(s, clients[s.id]) for s in catalogue.sources}
+    breakers = Breakers(registry, settings.breaker_threshold, settings.breaker_cooldown)
     return Services(
         settings=settings, catalogue=catalogue, ids=ids, redis=redis, cache=cache,
-        gateway=Gateway(connectors, cache),
-        directory=HttpPersonDirectory(catalogue.directory.url, directory_client),
-        verifier=_verifier(settings, directory_client),
+        gateway=Gateway(connectors, cache, breakers, registry),
+        people=People(HttpPersonDirectory(catalogue.directory.url, directory_client), cache),
+        verifier=_verifier(settings, directory_client), metrics=registry, breakers=breakers,
     )

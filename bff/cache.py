@@ -1,60 +1,127 @@
-"""The appointment cache in Redis: one entry per (source, window, day, person).
+"""The Redis cache: provider answers per (source, window, day, person), person-directory
+records, and short leases that make concurrent misses cause one upstream call across all
+BFF processes sharing the Redis.
 
-Keys name the person only by keyed pseudonym; values leave the pid out and expire
-(`cache_ttl` fresh, then `stale_ttl` kept for serving when the source fails). When Redis
-is unreachable every call degrades to a miss, and the cache is used again as soon as
-Redis answers: the list never depends on the cache being up.
+Keys name a person only by keyed pseudonym; values leave the pid out where the key
+already implies it, and everything expires. When Redis fails, the cache stops trying
+for a moment (`OUTAGE_BACKOFF`) and every call degrades to a miss; it is used again as
+soon as Redis answers: the list never depends on the cache being up.
 """
 
 from __future__ import annotations
 
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import date
+from typing import TypeVar
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bff.ids import Ids
+from bff.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 WINDOWS = ("future", "history")
+OUTAGE_BACKOFF = 1.0
+"""Seconds to skip Redis after it failed, so an outage costs requests nothing."""
+RELEASE_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+T = TypeVar("T")
 
 
 class AppointmentCache:
-    """Reads and writes cached provider answers."""
+    """Reads and writes cached provider answers; every method survives a Redis outage."""
 
-    def __init__(self, redis: Redis, prefix: str, ids: Ids) -> None:
+    def __init__(self, redis: Redis, prefix: str, ids: Ids, metrics: Metrics) -> None:
         self._redis = redis
         self._prefix = prefix
         self._ids = ids
+        self._metrics = metrics
+        self._down_until = 0.0
+        self._token = secrets.token_hex(8)
 
     def key(self, source_id: str, window: str, day: date, pid: str) -> str:
         return f"{self._prefix}:appts:{source_id}:{window}:{day.isoformat()}:{self._ids.pseudonym(pid)}"
 
+    def person_key(self, pid: str) -> str:
+        return f"{self._prefix}:person:{self._ids.pseudonym(pid)}"
+
+    async def _safely(self, operation: str, call: Callable[[], Awaitable[T]], fallback: T) -> T:
+        if time.monotonic() < self._down_until:
+            return fallback
+        try:
+            return await call()
+        except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + OUTAGE_BACKOFF
+            self._metrics.redis_errors.labels(operation).inc()
+            log.warning("cache.redis_failed", operation=operation, error=type(exc).__name__)
+            return fallback
+
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:
             return []
-        try:
-            values = await self._redis.mget(keys)
-            return [v if isinstance(v, bytes) or v is None else v.encode() for v in values]
-        except (RedisError, OSError) as exc:
-            log.warning("cache.read_failed", error=type(exc).__name__)
-            return [None] * len(keys)
+
+        async def read() -> list[bytes | None]:
+            return [v if isinstance(v, bytes) or v is None else v.encode() for v in await self._redis.mget(keys)]
+
+        return await self._safely("read", read, [None] * len(keys))
 
     async def put_many(self, items: dict[str, bytes], ttl: int) -> None:
         if not items:
             return
-        try:
+
+        async def write() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
                     pipe.set(key, value, ex=ttl)
                 await pipe.execute()
-        except (RedisError, OSError) as exc:
-            log.warning("cache.write_failed", error=type(exc).__name__)
+
+        await self._safely("write", write, None)
 
     async def invalidate(self, source_id: str, pid: str, day: date) -> None:
         """Forget what a source said about one person today (after a change there)."""
-        try:
-            await self._redis.delete(*(self.key(source_id, w, day, pid) for w in WINDOWS))
-        except (RedisError, OSError) as exc:
-            log.warning("cache.invalidate_failed", error=type(exc).__name__)
+        keys = [self.key(source_id, w, day, pid) for w in WINDOWS]
+
+        async def delete() -> None:
+            await self._redis.delete(*keys)
+
+        await self._safely("invalidate", delete, None)
+
+    async def lock_many(self, keys: Iterable[str], lease: float) -> set[str]:
+        """Take the fetch lease for each key not already leased; returns those taken.
+        Without Redis every lease is "taken": the process then fetches on its own."""
+        wanted = list(keys)
+
+        async def take() -> set[str]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in wanted:
+                    pipe.set(f"{key}:lease", self._token, nx=True, px=int(lease * 1000))
+                results = await pipe.execute()
+            return {key for key, ok in zip(wanted, results, strict=True) if ok}
+
+        return await self._safely("lock", take, set(wanted))
+
+    async def leased(self, keys: list[str]) -> list[bool]:
+        """Whether someone still holds each key's lease."""
+
+        async def check() -> list[bool]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.exists(f"{key}:lease")
+                return [bool(n) for n in await pipe.execute()]
+
+        return await self._safely("lock", check, [False] * len(keys))
+
+    async def release_many(self, keys: Iterable[str]) -> None:
+        held = list(keys)
+
+        async def release() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in held:
+                    pipe.eval(RELEASE_SCRIPT, 1, f"{key}:lease", self._token)
+                await pipe.execute()
+
+        if held:
+            await self._safely("unlock", release, None)

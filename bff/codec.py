@@ -1,9 +1,9 @@
-"""Compact JSON encoding of appointments for the cache, without the owner's pid (the
-cache key already names the owner by pseudonym)."""
+"""Compact JSON encoding of cache entries: appointments without the owner's pid (the
+cache key already names the owner by pseudonym), and person-directory records."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -14,6 +14,9 @@ from bff.domain import (
     AppointmentStatus,
     CancelledBy,
     MunicipalService,
+    PersonRecord,
+    Representation,
+    RepresentationBasis,
     VisitKind,
 )
 from bff.timez import to_oslo
@@ -57,3 +60,29 @@ def load_entry(data: bytes, pid: str) -> tuple[tuple[Appointment, ...], float, i
         return rows, float(entry["at"]), int(entry.get("skipped", 0))
     except (KeyError, TypeError, orjson.JSONDecodeError) as exc:
         raise ValueError("cache entry cannot be read") from exc
+
+
+def dump_person(record: PersonRecord | None, fetched_at: float) -> bytes:
+    """A directory answer (None: the directory does not know the person)."""
+    return orjson.dumps({"at": fetched_at, "record": record})
+
+
+def load_person(data: bytes) -> tuple[PersonRecord | None, float]:
+    try:
+        entry = orjson.loads(data)
+        raw = entry["record"]
+        at = float(entry["at"])
+        if raw is None:
+            return None, at
+        reps = tuple(Representation(pid=r["pid"], name=r["name"], birth_date=_date(r["birth_date"]),
+                                    basis=RepresentationBasis(r["basis"])) for r in raw["may_act_for"])
+        return PersonRecord(pid=raw["pid"], name=raw["name"], birth_date=_date(raw["birth_date"]),
+                            confidential=raw["confidential"], municipality=raw["municipality"],
+                            district=raw["district"], gp_her_id=raw["gp_her_id"], gp_name=raw["gp_name"],
+                            may_act_for=reps), at
+    except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+        raise ValueError("person entry cannot be read") from exc
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None

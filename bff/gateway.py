@@ -1,9 +1,17 @@
 """Asks the providers, through the cache, within the request's time budget.
 
-For one source and a batch of persons: fresh cache entries are used as they are; the
-rest are fetched in one upstream call where the protocol allows (FHIR), and a source
-that fails or misses the deadline is answered from its last good entry (`STALE`) or
-reported `UNAVAILABLE` — never an error for the whole list.
+For one source and a batch of persons:
+- a fresh cache entry is used as it is (no call);
+- an entry past its freshness but within `revalidate_ttl` is served at once and
+  refreshed in the background (stale-while-revalidate);
+- the rest are fetched in one upstream call where the protocol allows (FHIR). Concurrent
+  misses for the same entry cause one call: in-process through a shared future, across
+  processes through a short Redis lease (the others wait for the entry to appear);
+- calls go through the source's circuit breaker and are retried (idempotent reads only)
+  with capped, jittered exponential backoff while the deadline leaves room for another
+  full attempt;
+- a source that fails, is open-circuited or misses the deadline is answered from its
+  last good entry (`STALE`) or reported `UNAVAILABLE` — never an error for the whole list.
 """
 
 from __future__ import annotations
@@ -16,15 +24,30 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from bff.breakers import Breakers, CircuitOpen
 from bff.cache import AppointmentCache
 from bff.codec import dump_entry, load_entry
 from bff.domain import Appointment
+from bff.metrics import Metrics
 from bff.sources import SourceConfig
 from bff.timez import OSLO, start_of_day
-from connectors.base import AppointmentConnector, FetchResult, UpstreamError, Window
+from connectors.base import AppointmentConnector, FetchResult, SourceUnavailable, UpstreamError, Window
 
 log = structlog.get_logger(__name__)
+MAX_ATTEMPTS = 3
+RETRY_INITIAL_WAIT = 0.05
+RETRY_MAX_WAIT = 0.5
+POLL_INTERVAL = 0.02
+"""How often a request waiting on another process's fetch looks for its result."""
+LEASE_MARGIN = 1.0
+
+UNAVAILABLE_TEXT = "Kilden svarte ikke, prøv igjen senere."
+TIMEOUT_TEXT = "Kilden svarte ikke i tide."
+CIRCUIT_TEXT = "Kilden har feilet flere ganger nylig og blir ikke spurt akkurat nå."
+STALE_TEXT = "Kilden svarte ikke; viser det den sa sist."
+SKIPPED_TEXT = "{n} avtale(r) fra kilden kunne ikke leses og vises ikke."
 
 
 class SourceState(enum.Enum):
@@ -46,10 +69,24 @@ class SourceOutcome:
     message: str | None = None
 
 
-UNAVAILABLE_TEXT = "Kilden svarte ikke, prøv igjen senere."
-TIMEOUT_TEXT = "Kilden svarte ikke i tide."
-STALE_TEXT = "Kilden svarte ikke; viser det den sa sist."
-SKIPPED_TEXT = "{n} avtale(r) fra kilden kunne ikke leses og vises ikke."
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """A provider's answer for one person, and when it was fetched (epoch seconds)."""
+
+    rows: tuple[Appointment, ...]
+    at: float
+    skipped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why there is no fresh answer: a message for the client, a kind for metrics."""
+
+    message: str
+    kind: str
+
+
+Result = Cached | Failure
 
 
 def fetch_window(source: SourceConfig, history: bool, today: date) -> Window:
@@ -59,69 +96,213 @@ def fetch_window(source: SourceConfig, history: bool, today: date) -> Window:
 
 
 class Gateway:
-    """Fetches appointments per source with caching and a deadline."""
+    """Fetches appointments per source with caching, single-flight, breakers and a deadline."""
 
-    def __init__(self, connectors: Mapping[str, AppointmentConnector], cache: AppointmentCache) -> None:
+    def __init__(self, connectors: Mapping[str, AppointmentConnector], cache: AppointmentCache,
+                 breakers: Breakers, metrics: Metrics) -> None:
         self._connectors = connectors
         self._cache = cache
+        self._breakers = breakers
+        self._metrics = metrics
+        self._inflight: dict[str, asyncio.Future[Result]] = {}
+        self._background: set[asyncio.Task[dict[str, Result]]] = set()
+
+    async def aclose(self) -> None:
+        """Stop background refreshes (at shutdown)."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     async def fetch(self, source: SourceConfig, pids: Sequence[str], history: bool, today: date,
                     deadline: float) -> dict[str, SourceOutcome]:
-        window = "history" if history else "future"
-        keys = {pid: self._cache.key(source.id, window, today, pid) for pid in pids}
-        cached = dict(zip(pids, await self._cache.get_many(list(keys.values())), strict=True))
-        entries = {pid: _decode(raw, pid) for pid, raw in cached.items()}
-        now = time.time()
-        fresh = {pid: e for pid, e in entries.items() if e and now - e[1] < source.cache_ttl}
-        missing = [pid for pid in pids if pid not in fresh]
-        outcomes = {pid: _ok(source.id, *e) for pid, e in fresh.items()}
-        if missing:
-            outcomes |= await self._refresh(source, missing, fetch_window(source, history, today), keys,
-                                            entries, deadline)
+        window = fetch_window(source, history, today)
+        name = "history" if history else "future"
+        keys = {pid: self._cache.key(source.id, name, today, pid) for pid in pids}
+        raws = await self._cache.get_many(list(keys.values()))
+        entries = {pid: _decode(raw, pid) for pid, raw in zip(pids, raws, strict=True)}
+        outcomes: dict[str, SourceOutcome] = {}
+        need, revalidate = self._triage(source, entries, outcomes)
+        if revalidate:
+            self._refresh_in_background(source, revalidate, window, keys)
+        if need:
+            results = await self._load(source, need, window, keys, deadline)
+            for pid in need:
+                outcomes[pid] = self._outcome(source, results[pid], entries[pid])
+        for outcome in outcomes.values():
+            self._metrics.source_states.labels(source.id, outcome.state.value).inc()
         return outcomes
 
-    async def _refresh(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str],
-                       entries: dict[str, tuple[tuple[Appointment, ...], float, int] | None],
-                       deadline: float) -> dict[str, SourceOutcome]:
-        connector = self._connectors[source.id]
+    def _triage(self, source: SourceConfig, entries: dict[str, Cached | None],
+                outcomes: dict[str, SourceOutcome]) -> tuple[list[str], list[str]]:
+        now = time.time()
+        need: list[str] = []
+        revalidate: list[str] = []
+        for pid, entry in entries.items():
+            age = now - entry.at if entry else None
+            if entry is not None and age is not None and age < source.cache_ttl + source.revalidate_ttl:
+                outcomes[pid] = _ok(source.id, entry)
+                fresh = age < source.cache_ttl
+                self._metrics.cache.labels(source.id, "hit" if fresh else "revalidate").inc()
+                if not fresh:
+                    revalidate.append(pid)
+            else:
+                self._metrics.cache.labels(source.id, "miss").inc()
+                need.append(pid)
+        return need, revalidate
+
+    def _outcome(self, source: SourceConfig, result: Result, previous: Cached | None) -> SourceOutcome:
+        if isinstance(result, Cached):
+            return _ok(source.id, result)
+        if previous is not None and time.time() - previous.at < source.cache_ttl + source.stale_ttl:
+            self._metrics.cache.labels(source.id, "stale").inc()
+            return SourceOutcome(source.id, SourceState.STALE, previous.rows, _instant(previous.at), STALE_TEXT)
+        return SourceOutcome(source.id, SourceState.UNAVAILABLE, message=result.message)
+
+    def _refresh_in_background(self, source: SourceConfig, pids: list[str], window: Window,
+                               keys: dict[str, str]) -> None:
+        todo = [pid for pid in pids if keys[pid] not in self._inflight]
+        if not todo:
+            return
+        deadline = asyncio.get_running_loop().time() + source.timeout * MAX_ATTEMPTS
+        task = asyncio.create_task(self._load(source, todo, window, keys, deadline))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _load(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str],
+                    deadline: float) -> dict[str, Result]:
+        """In-process single-flight: join a fetch already under way, or lead one."""
+        joined = {pid: self._inflight[keys[pid]] for pid in pids if keys[pid] in self._inflight}
+        mine = [pid for pid in pids if pid not in joined]
+        loop = asyncio.get_running_loop()
+        futures: dict[str, asyncio.Future[Result]] = {pid: loop.create_future() for pid in mine}
+        for pid in mine:
+            self._inflight[keys[pid]] = futures[pid]
+        try:
+            if mine:
+                led = await self._lead(source, mine, window, keys, deadline)
+                for pid in mine:
+                    futures[pid].set_result(led[pid])
+        finally:
+            for pid in mine:
+                if not futures[pid].done():
+                    futures[pid].set_result(Failure(TIMEOUT_TEXT, "cancelled"))
+                self._inflight.pop(keys[pid], None)
+        results = {pid: futures[pid].result() for pid in mine}
+        for pid, future in joined.items():
+            results[pid] = await self._join(future, deadline)
+        return results
+
+    async def _join(self, future: asyncio.Future[Result], deadline: float) -> Result:
         try:
             async with asyncio.timeout_at(deadline):
-                result = await connector.fetch(pids, window)
+                return await asyncio.shield(future)
+        except TimeoutError:
+            return Failure(TIMEOUT_TEXT, "deadline")
+
+    async def _lead(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str],
+                    deadline: float) -> dict[str, Result]:
+        """Across processes: fetch the entries whose lease we get, wait for the others."""
+        lease = source.timeout * MAX_ATTEMPTS + LEASE_MARGIN
+        try:
+            async with asyncio.timeout_at(deadline):
+                taken = await self._cache.lock_many([keys[pid] for pid in pids], lease)
+                fetch = [pid for pid in pids if keys[pid] in taken]
+                wait = [pid for pid in pids if keys[pid] not in taken]
+                parts = await asyncio.gather(self._upstream(source, fetch, window, keys, deadline),
+                                             self._await_other(source, wait, keys))
+                return {**parts[0], **parts[1]}
         except TimeoutError:
             log.warning("source.deadline", source=source.id)
-            return {pid: _fallback(source.id, entries.get(pid), TIMEOUT_TEXT) for pid in pids}
+            self._metrics.upstream_errors.labels(source.id, "deadline").inc()
+            return {pid: Failure(TIMEOUT_TEXT, "deadline") for pid in pids}
+
+    async def _await_other(self, source: SourceConfig, pids: list[str], keys: dict[str, str]) -> dict[str, Result]:
+        """Another process holds the lease: wait for the entry it writes. If the lease goes
+        away without a fresh entry, that fetch failed: report it rather than call again."""
+        results: dict[str, Result] = {}
+        pending = list(pids)
+        while pending:
+            await asyncio.sleep(POLL_INTERVAL)
+            raws = await self._cache.get_many([keys[pid] for pid in pending])
+            now = time.time()
+            still = []
+            for pid, raw in zip(pending, raws, strict=True):
+                entry = _decode(raw, pid)
+                if entry is not None and now - entry.at < source.cache_ttl:
+                    results[pid] = entry
+                else:
+                    still.append(pid)
+            leased = await self._cache.leased([keys[pid] for pid in still]) if still else []
+            for pid, held in zip(still, leased, strict=True):
+                if not held:
+                    results[pid] = Failure(UNAVAILABLE_TEXT, "peer_failed")
+            pending = [pid for pid in still if pid not in results]
+        return results
+
+    async def _upstream(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str],
+                        deadline: float) -> dict[str, Result]:
+        if not pids:
+            return {}
+        try:
+            result = await self._call(source, pids, window, deadline)
+            at = time.time()
+            rows = {pid: Cached(result.by_patient.get(pid, ()), at, result.skipped) for pid in pids}
+            await self._cache.put_many({keys[pid]: dump_entry(c.rows, c.at, c.skipped) for pid, c in rows.items()},
+                                       source.cache_ttl + max(source.stale_ttl, source.revalidate_ttl))
+            return dict(rows)
+        except CircuitOpen:
+            self._metrics.upstream_errors.labels(source.id, "circuit_open").inc()
+            return {pid: Failure(CIRCUIT_TEXT, "circuit_open") for pid in pids}
         except UpstreamError as exc:
             log.warning("source.failed", source=source.id, reason=exc.reason)
-            return {pid: _fallback(source.id, entries.get(pid), UNAVAILABLE_TEXT) for pid in pids}
-        await self._store(source, result, keys)
-        fetched = time.time()
-        return {pid: _ok(source.id, result.by_patient.get(pid, ()), fetched, result.skipped) for pid in pids}
+            return {pid: Failure(UNAVAILABLE_TEXT, exc.kind) for pid in pids}
+        finally:
+            await self._cache.release_many(keys[pid] for pid in pids)
 
-    async def _store(self, source: SourceConfig, result: FetchResult, keys: dict[str, str]) -> None:
-        at = time.time()
-        items = {keys[pid]: dump_entry(rows, at, result.skipped) for pid, rows in result.by_patient.items()
-                 if pid in keys}
-        await self._cache.put_many(items, source.cache_ttl + source.stale_ttl)
+    async def _call(self, source: SourceConfig, pids: list[str], window: Window, deadline: float) -> FetchResult:
+        loop = asyncio.get_running_loop()
+
+        def worth_retrying(exc: BaseException) -> bool:
+            return isinstance(exc, SourceUnavailable) and deadline - loop.time() > source.timeout
+
+        async with await self._breakers.guard(source.id):
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(MAX_ATTEMPTS), retry=retry_if_exception(worth_retrying), reraise=True,
+                wait=wait_exponential_jitter(multiplier=RETRY_INITIAL_WAIT, max=RETRY_MAX_WAIT),
+            ):
+                with attempt:
+                    return await self._timed(source, pids, window)
+        raise AssertionError("unreachable: tenacity reraises the last failure")
+
+    async def _timed(self, source: SourceConfig, pids: list[str], window: Window) -> FetchResult:
+        started = time.perf_counter()
+        try:
+            result = await self._connectors[source.id].fetch(pids, window)
+        except UpstreamError as exc:
+            self._metrics.upstream_requests.labels(source.id, "error").inc()
+            self._metrics.upstream_errors.labels(source.id, exc.kind).inc()
+            raise
+        finally:
+            self._metrics.upstream_latency.labels(source.id).observe(time.perf_counter() - started)
+        self._metrics.upstream_requests.labels(source.id, "ok").inc()
+        return result
 
 
-def _decode(raw: bytes | None, pid: str) -> tuple[tuple[Appointment, ...], float, int] | None:
+def _decode(raw: bytes | None, pid: str) -> Cached | None:
     if raw is None:
         return None
     try:
-        return load_entry(raw, pid)
+        rows, at, skipped = load_entry(raw, pid)
     except ValueError:
         log.warning("cache.entry_unreadable")
         return None
+    return Cached(rows, at, skipped)
 
 
-def _ok(source_id: str, rows: tuple[Appointment, ...], at: float, skipped: int) -> SourceOutcome:
-    message = SKIPPED_TEXT.format(n=skipped) if skipped else None
-    return SourceOutcome(source_id, SourceState.OK, rows, datetime.fromtimestamp(at, OSLO), message)
+def _instant(at: float) -> datetime:
+    return datetime.fromtimestamp(at, OSLO)
 
 
-def _fallback(source_id: str, entry: tuple[tuple[Appointment, ...], float, int] | None,
-              reason: str) -> SourceOutcome:
-    if entry is None:
-        return SourceOutcome(source_id, SourceState.UNAVAILABLE, message=reason)
-    rows, at, _ = entry
-    return SourceOutcome(source_id, SourceState.STALE, rows, datetime.fromtimestamp(at, OSLO), STALE_TEXT)
+def _ok(source_id: str, entry: Cached) -> SourceOutcome:
+    message = SKIPPED_TEXT.format(n=entry.skipped) if entry.skipped else None
+    return SourceOutcome(source_id, SourceState.OK, entry.rows, _instant(entry.at), message)

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from bff.auth import TokenVerifier
+from bff.breakers import Breakers
 from bff.cache import AppointmentCache
 from bff.gateway import Gateway
 from bff.ids import Ids
+from bff.metrics import Metrics
+from bff.people import People
 from bff.settings import Settings
 from bff.sources import SourcesFile
-from connectors.base import PersonDirectory
 
 
 @dataclass(frozen=True)
@@ -25,5 +27,7 @@ class Services:
     redis: Redis
     cache: AppointmentCache
     gateway: Gateway
-    directory: PersonDirectory
+    people: People
     verifier: TokenVerifier
+    metrics: Metrics
+    breakers: Breakers

@@ -39,12 +39,16 @@ async def start_server(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    async with asyncio.timeout(STARTUP_TIMEOUT):
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server stopped during start-up")
-            await asyncio.sleep(0.01)
+    try:
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("server stopped during start-up")
+                await asyncio.sleep(0.01)
+    except BaseException:
+        sock.close()
+        raise
     bound = sock.getsockname()
     return RunningServer(server, task, f"http://{bound[0]}:{bound[1]}")
 

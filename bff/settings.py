@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REQUEST_DEADLINE = 4.0
+DEFAULT_BREAKER_THRESHOLD = 5
+DEFAULT_BREAKER_COOLDOWN = 30.0
 SANDBOX_ID_SECRET = "sandbox-only-id-secret-never-use-in-production"
 DEV_ISSUER = "https://dev-issuer.timeavtaler.invalid"
 DEFAULT_AUDIENCE = "timeavtaler-bff"
@@ -40,6 +42,8 @@ class Settings(BaseSettings):
     oidc_audience: str = DEFAULT_AUDIENCE
     dev_key_file: Path = Path(".bff-dev/issuer-key.pem")
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
+    breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD
+    breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
     log_level: str = "INFO"
 
     @model_validator(mode="after")

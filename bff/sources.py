@@ -24,6 +24,7 @@ DEFAULT_SOURCE_TIMEOUT = 2.5
 DEFAULT_CACHE_TTL = 60
 DEFAULT_LOOKBACK_DAYS = 730
 DEFAULT_STALE_TTL = 6 * 3600
+DEFAULT_REVALIDATE_TTL = 300
 MUNICIPAL_SERVICE_CODES = {
     "home_nursing": MunicipalService.HOME_NURSING,
     "practical_assistance": MunicipalService.PRACTICAL_ASSISTANCE,
@@ -68,6 +69,7 @@ class SourceConfig:
     timeout: float = DEFAULT_SOURCE_TIMEOUT
     cache_ttl: int = DEFAULT_CACHE_TTL
     stale_ttl: int = DEFAULT_STALE_TTL
+    revalidate_ttl: int = DEFAULT_REVALIDATE_TTL
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     cancel_notice_hours: int = 0
     webhook_secret: str | None = None
@@ -210,6 +212,7 @@ def _build_source(entry: dict[str, Any], where: str) -> SourceConfig:
         timeout=float(entry.get("timeout", DEFAULT_SOURCE_TIMEOUT)),
         cache_ttl=int(entry.get("cache_ttl", DEFAULT_CACHE_TTL)),
         stale_ttl=int(entry.get("stale_ttl", DEFAULT_STALE_TTL)),
+        revalidate_ttl=int(entry.get("revalidate_ttl", DEFAULT_REVALIDATE_TTL)),
         lookback_days=int(entry.get("lookback_days", DEFAULT_LOOKBACK_DAYS)),
         cancel_notice_hours=int(entry.get("cancel_notice_hours", 0)),
         webhook_secret=entry.get("webhook_secret"),

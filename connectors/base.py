@@ -18,12 +18,14 @@ from bff.domain import Appointment, PersonRecord
 
 
 class UpstreamError(Exception):
-    """Base of every failure an adapter reports."""
+    """Base of every failure an adapter reports; `kind` is a short label for metrics
+    (timeout, transport, http_5xx, malformed, rejected)."""
 
-    def __init__(self, source: str, reason: str) -> None:
+    def __init__(self, source: str, reason: str, kind: str = "unavailable") -> None:
         super().__init__(f"{source}: {reason}")
         self.source = source
         self.reason = reason
+        self.kind = kind
 
 
 class SourceUnavailable(UpstreamError):
@@ -34,7 +36,7 @@ class SourceRejected(UpstreamError):
     """Permanent: the upstream understood and refused (4xx other than 404/408/429)."""
 
     def __init__(self, source: str, reason: str, status: int, message: str | None = None) -> None:
-        super().__init__(source, reason)
+        super().__init__(source, reason, "rejected")
         self.status = status
         self.message = message
 
@@ -48,7 +50,7 @@ def raise_for_status(source: str, response: httpx.Response, message: str | None 
     if status < 400:
         return
     if status in RETRIABLE_STATUSES or status >= 500:
-        raise SourceUnavailable(source, f"HTTP {status}")
+        raise SourceUnavailable(source, f"HTTP {status}", "http_5xx" if status >= 500 else "http_retry")
     raise SourceRejected(source, f"HTTP {status}", status, message)
 
 
@@ -57,7 +59,7 @@ def read_json(source: str, response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise SourceUnavailable(source, "response body is not JSON") from exc
+        raise SourceUnavailable(source, "response body is not JSON", "malformed") from exc
 
 
 async def send(source: str, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
@@ -65,9 +67,9 @@ async def send(source: str, client: httpx.AsyncClient, request: httpx.Request) -
     try:
         return await client.send(request)
     except httpx.TimeoutException as exc:
-        raise SourceUnavailable(source, "timed out") from exc
+        raise SourceUnavailable(source, "timed out", "timeout") from exc
     except httpx.HTTPError as exc:
-        raise SourceUnavailable(source, f"transport error: {type(exc).__name__}") from exc
+        raise SourceUnavailable(source, f"transport error: {type(exc).__name__}", "transport") from exc
 
 
 @dataclass(frozen=True, slots=True)

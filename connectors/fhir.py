@@ -76,9 +76,9 @@ class FhirConnector:
         raise_for_status(self.source_id, response)
         bundle = read_json(self.source_id, response)
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-            raise SourceUnavailable(self.source_id, "response is not a FHIR Bundle")
+            raise SourceUnavailable(self.source_id, "response is not a FHIR Bundle", "malformed")
         if not isinstance(bundle.get("entry", []), list):
-            raise SourceUnavailable(self.source_id, "Bundle.entry is not a list")
+            raise SourceUnavailable(self.source_id, "Bundle.entry is not a list", "malformed")
         return bundle
 
     def _same_server(self, next_url: str) -> str:

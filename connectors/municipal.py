@@ -53,7 +53,7 @@ class MunicipalConnector:
         body = read_json(self.source_id, response)
         visits = body.get("visits") if isinstance(body, dict) else None
         if not isinstance(visits, list):
-            raise SourceUnavailable(self.source_id, "response has no visits list")
+            raise SourceUnavailable(self.source_id, "response has no visits list", "malformed")
         mapped = [self._map(v, pid) for v in visits]
         rows = tuple(a for a in mapped if a is not None)
         return rows, len(mapped) - len(rows)

@@ -31,7 +31,7 @@ class HttpPersonDirectory:
         try:
             return parse_person(body, pid)
         except (KeyError, TypeError, ValueError) as exc:
-            raise SourceUnavailable(DIRECTORY, "person record cannot be read") from exc
+            raise SourceUnavailable(DIRECTORY, "person record cannot be read", "malformed") from exc
 
 
 def _date(value: Any) -> date | None:

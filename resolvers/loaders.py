@@ -7,38 +7,28 @@ import asyncio
 from collections import defaultdict
 from datetime import date
 
-import structlog
 from aiodataloader import DataLoader
 
 from bff.appointments import PersonLookup
 from bff.gateway import Gateway, SourceOutcome
+from bff.people import People
 from bff.sources import SourcesFile
 from bff.timez import start_of_day
-from connectors.base import PersonDirectory, UpstreamError
 
-log = structlog.get_logger(__name__)
 SourceKey = tuple[str, str, bool]
 """(source id, pid, wants history)"""
 
 
 class PersonByPidLoader(DataLoader[str, PersonLookup]):
-    """Person directory records by pid; a directory failure is an answer (`ok=False`)."""
+    """Person directory records by pid (cached); a directory failure is an answer (`ok=False`)."""
 
-    def __init__(self, directory: PersonDirectory, deadline: float) -> None:
+    def __init__(self, people: People, deadline: float) -> None:
         super().__init__()
-        self._directory = directory
+        self._people = people
         self._deadline = deadline
 
     async def batch_load_fn(self, pids: list[str]) -> list[PersonLookup]:
-        return list(await asyncio.gather(*(self._one(pid) for pid in pids)))
-
-    async def _one(self, pid: str) -> PersonLookup:
-        try:
-            async with asyncio.timeout_at(self._deadline):
-                return PersonLookup(await self._directory.get(pid))
-        except (UpstreamError, TimeoutError) as exc:
-            log.warning("directory.failed", error=type(exc).__name__)
-            return PersonLookup(None, ok=False)
+        return await self._people.get_many(pids, self._deadline)
 
 
 class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):

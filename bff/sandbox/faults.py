@@ -9,6 +9,7 @@ Calls are counted per target, with how many patients a FHIR search named, never 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -90,13 +91,24 @@ class FaultMiddleware:
         if delay > 0:
             await asyncio.sleep(delay / 1000)
         if fault.hang:
-            await asyncio.sleep(HANG_SECONDS)
+            await _hang(receive)
         if fault.status is not None:
             await _respond(send, fault.status, b'{"error": "injected failure"}')
         elif fault.malformed:
             await _respond(send, 200, MALFORMED_BODY)
         else:
             await self.app(scope, receive, send)
+
+
+async def _hang(receive: Receive) -> None:
+    """Say nothing until the caller gives up (disconnects) or HANG_SECONDS pass."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(disconnected(), HANG_SECONDS)
 
 
 def _patients_in(query: str) -> int:

@@ -1,0 +1,36 @@
+"""Prometheus metrics, in a registry of the app's own (several apps can share a process,
+as in the tests). Labels name sources and outcomes, never persons."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
+
+
+class Metrics:
+    """The BFF's metrics."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.upstream_requests = Counter("bff_upstream_requests", "Calls to providers, by outcome",
+                                         ["source", "outcome"], registry=r)
+        self.upstream_latency = Histogram("bff_upstream_latency_seconds", "Provider call latency",
+                                          ["source"], buckets=LATENCY_BUCKETS, registry=r)
+        self.upstream_errors = Counter("bff_upstream_errors", "Provider failures by kind",
+                                       ["source", "kind"], registry=r)
+        self.cache = Counter("bff_cache", "Cache lookups: hit, miss, revalidate (served stale while "
+                             "refreshing), stale (served stale because the provider failed)",
+                             ["source", "result"], registry=r)
+        self.breaker_state = Gauge("bff_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
+                                   ["source"], registry=r)
+        self.source_states = Counter("bff_source_results", "Source states reported to clients",
+                                     ["source", "state"], registry=r)
+        self.redis_errors = Counter("bff_redis_errors", "Redis operations that failed", ["operation"], registry=r)
+        self.graphql_requests = Counter("bff_graphql_requests", "GraphQL HTTP requests by status class",
+                                        ["status"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
