@@ -82,10 +82,11 @@ class BffGraphQL(GraphQL[Context, RootValue]):
         viewer: Viewer = request.scope["state"]["viewer"]
         deadline = asyncio.get_running_loop().time() + services.settings.request_deadline
         at = now()
+        persons = PersonByPidLoader(services.people, deadline)
         return Context(
-            request=request, services=services, viewer=viewer, now=at, deadline=deadline,
-            persons=PersonByPidLoader(services.people, deadline),
-            appointments=AppointmentsBySourceLoader(services.gateway, services.catalogue, today(at), deadline),
+            request=request, services=services, viewer=viewer, now=at, deadline=deadline, persons=persons,
+            appointments=AppointmentsBySourceLoader(services.gateway, services.catalogue, today(at), deadline,
+                                                    persons),
         )
 
 

@@ -92,10 +92,15 @@ async def subject_for(viewer_pid: str, on_behalf_of: str | None, ids: Ids, load_
         return Subject(viewer_pid, viewer, ALL_KINDS, is_self=True)
     if not viewer.ok:
         raise Unavailable("Personregisteret svarer ikke, så representasjon kan ikke sjekkes nå.")
-    for rep, lookup, kinds in await representations(viewer, load_person, today):
-        if ids.pseudonym(rep.pid) == decoded[0]:
-            return Subject(rep.pid, lookup, kinds, is_self=False)
-    raise NotFound(UNKNOWN_PERSON_TEXT)
+    reps = viewer.record.may_act_for if viewer.record else ()
+    rep = next((r for r in reps if ids.pseudonym(r.pid) == decoded[0]), None)
+    if rep is None:
+        raise NotFound(UNKNOWN_PERSON_TEXT)
+    lookup = await load_person(rep.pid)
+    kinds = representation_kinds(rep, lookup.record, viewer.record, today)
+    if not kinds:
+        raise NotFound(UNKNOWN_PERSON_TEXT)
+    return Subject(rep.pid, lookup, kinds, is_self=False)
 
 
 async def consult(subject: Subject, catalogue: SourcesFile, wanted: ListFilter, today: date,

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from bff.ids import Ids
@@ -52,7 +53,11 @@ class AppointmentCache:
         if time.monotonic() < self._down_until:
             return fallback
         try:
-            return await call()
+            try:
+                return await call()
+            except RedisConnectionError:
+                # A pooled connection from before a Redis restart fails once; a new one works.
+                return await call()
         except (RedisError, OSError) as exc:
             self._down_until = time.monotonic() + OUTAGE_BACKOFF
             self._metrics.redis_errors.labels(operation).inc()

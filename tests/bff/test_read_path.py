@@ -1,0 +1,166 @@
+"""The read path: batching, cache, single-flight, deadline, breakers, Redis outage —
+measured as upstream calls on the sandbox's side of real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from tests.conftest import Bff, Sandbox
+from tests.redis_process import RedisProcess
+from tests.resolvers.queries import LIST, ONE, consulted, rows
+
+ONE_PER_SOURCE = {"helse-vest": 1, "helse-nord": 1, "helse-midt": 1, "fastlege": 1, "oslo": 1}
+
+BUSY_QUERY = """
+query Busy($id: ID!, $on: ID!) {
+  a: appointments { totalCount }
+  b: appointments(filter: {statuses: [BOOKED]}) { nodes { id } }
+  c: appointments(filter: {sourceKinds: [HOSPITAL, GP]}, first: 2) { nodes { title } }
+  d: appointments(onBehalfOf: $on) { totalCount }
+  appointment(id: $id) { title }
+  node(id: $id) { id }
+  again: appointment(id: $id) { title }
+}
+"""
+
+
+async def test_aliases_duplicates_node_lookups_and_representation_cost_one_call_per_source(
+        bff: Bff, sandbox: Sandbox) -> None:
+    reps = await bff.query("{ me { mayActFor { id name } } }", who="parent")
+    emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
+    own = rows(await bff.query(LIST, {"filter": {"sourceKinds": ["GP"]}}, who="parent"))
+    await bff.http.delete(f"{sandbox.url}/_admin/calls")
+    await _flush(bff)
+    data = await bff.query(BUSY_QUERY, {"id": own[0]["id"], "on": emma}, who="parent")
+    assert data["appointment"]["title"] == data["again"]["title"] == own[0]["title"]
+    calls = await sandbox.calls()
+    assert calls.pop("persons") == 2  # Nora and Emma, once each
+    # The municipal API names one citizen per URL: one call per person there.
+    assert calls == {**ONE_PER_SOURCE, "oslo": 2}
+    # Nora and Emma were asked of each FHIR server in one search.
+    assert {(t, n) for t, n in await sandbox.patients_per_search()} == {
+        ("helse-vest", 2), ("helse-nord", 2), ("helse-midt", 2), ("fastlege", 2)}
+
+
+async def _flush(bff: Bff) -> None:
+    redis = Redis.from_url(bff.settings.redis_url or "")
+    keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+async def test_a_warm_cache_calls_no_provider(bff: Bff, sandbox: Sandbox) -> None:
+    first = rows(await bff.query(LIST, who="frogner"))
+    await bff.query(ONE, {"id": first[0]["id"]}, who="frogner")
+    await sandbox.clear()
+    await bff.query(LIST, who="frogner")
+    await bff.query(LIST, {"filter": {"sourceKinds": ["MUNICIPALITY"]}, "first": 1}, who="frogner")
+    again = await bff.query(ONE, {"id": first[0]["id"]}, who="frogner")
+    assert again["appointment"]["title"] == first[0]["title"]
+    assert await sandbox.calls() == {}
+
+
+async def test_fifty_concurrent_cold_requests_cause_one_call_per_source(bff: Bff, sandbox: Sandbox,
+                                                                        make_bff: Any) -> None:
+    await sandbox.fault("helse-vest", latency_ms=100)
+    other = await make_bff()
+    instances = [bff, other]
+    answers = await asyncio.gather(*(instances[i % 2].query(LIST, who="asane") for i in range(50)))
+    assert len({tuple(r["id"] for r in rows(a)) for a in answers}) == 1
+    calls = await sandbox.calls()
+    pages = (len([r for r in rows(answers[0]) if r["source"]["id"] == "helse-vest"]) + 2) // 3
+    assert calls == {"persons": 1, "helse-vest": pages, "helse-nord": 1, "helse-midt": 1, "fastlege": 1,
+                     "bergen": 1}
+
+
+async def test_a_source_slower_than_the_deadline_is_unavailable_and_the_answer_comes_in_time(
+        bff: Bff, sandbox: Sandbox, make_bff: Any) -> None:
+    quick = await make_bff(request_deadline=1.0)
+    await quick.query(LIST, who="asane")  # warm the directory record
+    await _flush_source(bff, "helse-nord")
+    await sandbox.fault("helse-nord", latency_ms=2000)
+    started = time.monotonic()
+    data = await quick.query(LIST, who="asane")
+    elapsed = time.monotonic() - started
+    assert consulted(data)["helse-nord"] == "UNAVAILABLE"
+    assert consulted(data)["helse-vest"] == "OK"
+    assert len(rows(data)) == 10
+    assert elapsed < 1.0 + 0.3
+
+
+async def _flush_source(bff: Bff, source_id: str) -> None:
+    redis = Redis.from_url(bff.settings.redis_url or "")
+    keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:appts:{source_id}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+async def test_the_breaker_opens_after_failures_and_recovers(bff: Bff, sandbox: Sandbox, make_bff: Any) -> None:
+    fragile = await make_bff(breaker_threshold=2, breaker_cooldown=1.0)
+    await sandbox.fault("helse-midt", status=503)
+    query = {"filter": {"sourceIds": ["helse-midt"]}}
+    for _ in range(2):
+        assert consulted(await fragile.query(LIST, query, who="trondheim")) == {"helse-midt": "UNAVAILABLE"}
+    calls_when_opened = (await sandbox.calls())["helse-midt"]
+    started = time.monotonic()
+    data = await fragile.query(LIST, query, who="trondheim")
+    assert time.monotonic() - started < 0.5
+    assert consulted(data) == {"helse-midt": "UNAVAILABLE"}
+    assert "nylig" in data["appointments"]["sources"][0]["message"]
+    assert (await sandbox.calls())["helse-midt"] == calls_when_opened
+    metrics = (await fragile.http.get(f"{fragile.url}/metrics")).text
+    assert 'bff_breaker_state{source="helse-midt"} 2.0' in metrics
+    await sandbox.clear()
+    await asyncio.sleep(1.1)
+    data = await fragile.query(LIST, query, who="trondheim")
+    assert consulted(data) == {"helse-midt": "OK"}
+    assert [r["title"] for r in rows(data)] == ["Kontroll etter kneoperasjon"]
+    metrics = (await fragile.http.get(f"{fragile.url}/metrics")).text
+    assert 'bff_breaker_state{source="helse-midt"} 0.0' in metrics
+
+
+async def test_the_list_works_through_a_redis_outage_and_caches_again_after(
+        bff: Bff, sandbox: Sandbox, make_bff: Any) -> None:
+    own = RedisProcess().start()
+    try:
+        isolated = await make_bff(redis_url=own.url)
+        assert len(rows(await isolated.query(LIST, who="frogner"))) == 3
+        own.stop()
+        await sandbox.clear()
+        during = await isolated.query(LIST, who="frogner")
+        assert len(rows(during)) == 3
+        assert set(consulted(during).values()) == {"OK"}
+        assert (await sandbox.calls())["oslo"] == 1
+        own.start()
+        await asyncio.sleep(1.1)  # the cache's outage back-off
+        await isolated.query(LIST, who="frogner")
+        await sandbox.clear()
+        after = await isolated.query(LIST, who="frogner")
+        assert len(rows(after)) == 3
+        assert await sandbox.calls() == {}
+    finally:
+        own.stop()
+
+
+async def test_no_national_identity_number_in_logs_metrics_or_redis_keys(
+        bff: Bff, sandbox: Sandbox, redis: Redis, redis_prefix: str, capfd: Any) -> None:
+    await sandbox.fault("oslo", status=503)
+    await sandbox.fault("helse-nord", malformed=True)
+    for who in ("asane", "frogner", "parent", "unknown", "tromso"):
+        await bff.post(LIST, who=who)
+    await bff.post(LIST, {"after": "bad"}, who="asane")
+    metrics = (await bff.http.get(f"{bff.url}/metrics")).text
+    captured = capfd.readouterr()
+    pid = re.compile(r"(?<!\d)\d{11}(?!\d)")
+    keys = [k.decode() async for k in redis.scan_iter(match=f"{redis_prefix}:*")]
+    assert keys
+    assert not pid.search(captured.out + captured.err)
+    assert not pid.search(metrics)
+    assert not [k for k in keys if pid.search(k)]
