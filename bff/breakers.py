@@ -27,11 +27,18 @@ class Breakers:
 
     def __init__(self, metrics: Metrics, threshold: int = DEFAULT_THRESHOLD,
                  cooldown: float = DEFAULT_COOLDOWN) -> None:
+        self._metrics = metrics
+        self._threshold = threshold
+        self._cooldown = cooldown
+        self.reset()
+
+    def reset(self) -> None:
+        """Close every breaker (operators, and tests between cases)."""
         # A provider refusing our request (4xx) is not a sign that it is down.
-        self._factory = AsyncCircuitBreakerFactory(default_threshold=threshold, default_ttl=cooldown,
+        self._factory = AsyncCircuitBreakerFactory(default_threshold=self._threshold, default_ttl=self._cooldown,
                                                    exclude=[SourceRejected])
         self._factory.add_listener(self._on_event)
-        self._metrics = metrics
+        self._metrics.breaker_state.clear()
 
     async def guard(self, source_id: str) -> Any:
         """An async context manager: raises `CircuitOpen` on entry while open."""

@@ -129,22 +129,24 @@ def bff_settings(tmp: Path, prefix: str, **overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 async def bff_server(sandbox: Sandbox, redis: Redis, redis_prefix: str,
-                     tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[RunningServer, Settings]]:
+                     tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[RunningServer, Settings, Any]]:
     settings = bff_settings(tmp_path_factory.mktemp("bff"), redis_prefix)
-    running = await start_server(create_app(settings, {"SANDBOX_URL": sandbox.url}))
-    yield running, settings
+    app = create_app(settings, {"SANDBOX_URL": sandbox.url})
+    running = await start_server(app)
+    yield running, settings, app
     await running.stop()
 
 
 @pytest.fixture
-async def bff(bff_server: tuple[RunningServer, Settings], sandbox: Sandbox, redis: Redis,
+async def bff(bff_server: tuple[RunningServer, Settings, Any], sandbox: Sandbox, redis: Redis,
               redis_prefix: str) -> AsyncIterator[Bff]:
-    """The running BFF, with a clean cache, no faults and zeroed call counters."""
+    """The running BFF, with a clean cache, closed breakers, no faults and zeroed call counters."""
     keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}:*")]
     if keys:
         await redis.delete(*keys)
     await sandbox.clear()
-    running, settings = bff_server
+    running, settings, app = bff_server
+    app.state.services.breakers.reset()
     async with httpx.AsyncClient(timeout=30) as http:
         yield Bff(running.url, settings, http, settings.dev_key_file)
     await sandbox.clear()
