@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import structlog
@@ -19,11 +18,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.typevars import RootValue
+from strawberry.types.unset import UNSET, UnsetType
 
 from bff.auth import KeySet, TokenError, TokenVerifier, Viewer, bearer_token, dev_jwks, load_dev_key
 from bff.breakers import Breakers
 from bff.cache import AppointmentCache
+from bff.cancel_store import CancellationStore
+from bff.cancellation import CancellationService
+from bff.events import EventHub
 from bff.gateway import Gateway
 from bff.ids import Ids
 from bff.logs import RequestIdMiddleware
@@ -33,13 +37,14 @@ from bff.redis_conn import open_redis
 from bff.services import Services
 from bff.settings import DEV_ISSUER, Profile, Settings
 from bff.sources import SourceConfig, SourcesFile, load_sources
-from bff.timez import now, today
-from connectors.base import AppointmentConnector
-from connectors.fhir import FhirConnector
-from connectors.municipal import MunicipalConnector
+from bff.webhooks import webhook
+from bff.worker import CancellationWorker
+from connectors.base import AppointmentConnector, CancelConnector
+from connectors.fhir import FhirCanceller, FhirConnector
+from connectors.municipal import MunicipalCanceller, MunicipalConnector
+from connectors.notifier import HttpNotifier
 from connectors.persons import HttpPersonDirectory
-from resolvers.context import Context
-from resolvers.loaders import AppointmentsBySourceLoader, PersonByPidLoader
+from resolvers.context import ANONYMOUS, Context
 from resolvers.schema import build_schema
 
 log = structlog.get_logger(__name__)
@@ -61,6 +66,12 @@ def _connector(source: SourceConfig, client: httpx.AsyncClient) -> AppointmentCo
     return MunicipalConnector(source.id, source.base_url, client, organization)
 
 
+def _canceller(source: SourceConfig, client: httpx.AsyncClient) -> CancelConnector:
+    if source.protocol == "fhir":
+        return FhirCanceller(source.id, source.base_url, client)
+    return MunicipalCanceller(source.id, source.base_url, client)
+
+
 def _verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifier:
     if settings.uses_dev_issuer:
         keys = KeySet(PyJWKSet.from_dict(dev_jwks(load_dev_key(settings.dev_key_file))))
@@ -79,15 +90,22 @@ class BffGraphQL(GraphQL[Context, RootValue]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         services: Services = request.app.state.services
-        viewer: Viewer = request.scope["state"]["viewer"]
-        deadline = asyncio.get_running_loop().time() + services.settings.request_deadline
-        at = now()
-        persons = PersonByPidLoader(services.people, deadline)
-        return Context(
-            request=request, services=services, viewer=viewer, now=at, deadline=deadline, persons=persons,
-            appointments=AppointmentsBySourceLoader(services.gateway, services.catalogue, today(at), deadline,
-                                                    persons),
-        )
+        viewer: Viewer = request.scope.get("state", {}).get("viewer", ANONYMOUS)
+        return Context(request=request, services=services, viewer=viewer)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate a WebSocket in `connection_init`: `{"Authorization": "Bearer …"}`
+        (or `authorization`, or `token`) with the same rules as an HTTP request."""
+        params = context.connection_params or {}
+        raw = params.get("Authorization") or params.get("authorization")
+        if raw is None and isinstance(params.get("token"), str):
+            raw = f"Bearer {params['token']}"
+        try:
+            token = bearer_token(raw if isinstance(raw, str) else None)
+            context.viewer = await context.services.verifier.verify(token)
+        except TokenError as exc:
+            raise ConnectionRejectionError({"message": exc.message, "code": exc.error}) from exc
+        return cast(UnsetType, UNSET)
 
 
 def _wants_ide(scope: Scope) -> bool:
@@ -145,10 +163,17 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -
         async with contextlib.AsyncExitStack() as stack:
             app.state.services = services = await _services(settings, catalogue, stack)
             stack.push_async_callback(services.gateway.aclose)
+            services.events.start()
+            stack.push_async_callback(services.events.aclose)
+            worker = CancellationWorker(services.cancellations, services.cancellations.store,
+                                        settings.cancel_poll_interval, settings.cancel_poll_after)
+            worker.start()
+            stack.push_async_callback(worker.aclose)
             log.info("bff.started", sources=[s.id for s in catalogue.sources], profile=settings.profile.value)
             yield {}
 
     routes = [Route("/graphql", AuthenticatedGraphQL(view, ide), methods=["GET", "POST"]),
+              Route("/webhooks/{source_id}", webhook, methods=["POST"]),
               Route("/healthz", healthz), Route("/metrics", metrics)]
     return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)], lifespan=lifespan)
 
@@ -162,9 +187,17 @@ async def _services(settings: Settings, catalogue: SourcesFile, stack: contextli
     cache = AppointmentCache(redis, settings.redis_prefix, ids, registry)
     connectors = {s.id: _connector(s, clients[s.id]) for s in catalogue.sources}
     breakers = Breakers(registry, settings.breaker_threshold, settings.breaker_cooldown)
+    store = CancellationStore(redis, settings.redis_prefix, ids)
+    cancellers = {s.id: _canceller(s, clients[s.id]) for s in catalogue.sources if s.capabilities.cancel}
+    notifier = None
+    if catalogue.notifier is not None:
+        notifier_client = await stack.enter_async_context(_client(catalogue.notifier.timeout))
+        notifier = HttpNotifier(catalogue.notifier.url, notifier_client)
     return Services(
         settings=settings, catalogue=catalogue, ids=ids, redis=redis, cache=cache,
         gateway=Gateway(connectors, cache, breakers, registry),
         people=People(HttpPersonDirectory(catalogue.directory.url, directory_client), cache),
         verifier=_verifier(settings, directory_client), metrics=registry, breakers=breakers,
+        cancellations=CancellationService(store, cancellers, notifier, cache),
+        events=EventHub(redis, store, settings.redis_prefix),
     )

@@ -4,15 +4,16 @@ GraphQL."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from bff.domain import Appointment, AppointmentStatus, PersonRecord, Representation, SourceKind
 from bff.errors import NotFound, Unavailable
 from bff.gateway import SourceOutcome, SourceState
 from bff.ids import Ids
-from bff.rules import ALL_KINDS, TimeFilter, applies_to, representation_kinds, shows, sort_key
+from bff.rules import ALL_KINDS, TimeFilter, applies_to, representation_kinds, shows, sort_key, with_cancellation
 from bff.sources import SourceConfig, SourcesFile
 from bff.timez import start_of_day
 
@@ -106,8 +107,6 @@ async def subject_for(viewer_pid: str, on_behalf_of: str | None, ids: Ids, load_
 async def consult(subject: Subject, catalogue: SourcesFile, wanted: ListFilter, today: date,
                   load_source: LoadSource) -> list[Consulted]:
     """Ask every source that applies to the subject (and the filter), concurrently."""
-    import asyncio
-
     chosen: list[tuple[SourceConfig, SourceOutcome | None]] = []
     for source in catalogue.sources:
         if source.kind not in subject.kinds or not wanted.consults(source):
@@ -140,3 +139,13 @@ def page_after(rows: list[Appointment], after: tuple[datetime, str, str] | None,
     start = 0 if after is None else next((i for i, a in enumerate(rows) if sort_key(a) > after), len(rows))
     page = rows[start:start + first]
     return page, start + first < len(rows)
+
+
+def overlay_accepted(consulted: Sequence[Consulted], accepted: set[tuple[str, str]]) -> list[Consulted]:
+    """Rows whose cancellation the provider accepted show as cancelled by the patient."""
+    return [
+        Consulted(c.source, replace(c.outcome, rows=tuple(
+            with_cancellation(a, (a.source_id, a.upstream_id) in accepted) for a in c.outcome.rows)))
+        if accepted else c
+        for c in consulted
+    ]

@@ -4,12 +4,13 @@ shows, who may see whose appointments, and when an appointment may be cancelled.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from bff.domain import (
     Appointment,
     AppointmentStatus,
+    CancelledBy,
     PersonRecord,
     Representation,
     RepresentationBasis,
@@ -125,3 +126,11 @@ def sort_key(appt: Appointment) -> tuple[datetime, str, str]:
 
 def sorted_rows(rows: Sequence[Appointment]) -> list[Appointment]:
     return sorted(rows, key=sort_key)
+
+
+def with_cancellation(appt: Appointment, accepted: bool) -> Appointment:
+    """An accepted cancellation shows at once as CANCELLED by the patient, even before the
+    provider's own list says so."""
+    if not accepted or appt.status is AppointmentStatus.CANCELLED:
+        return appt
+    return replace(appt, status=AppointmentStatus.CANCELLED, cancelled_by=CancelledBy.PATIENT, cancelled=True)

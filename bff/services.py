@@ -9,6 +9,8 @@ from redis.asyncio import Redis
 from bff.auth import TokenVerifier
 from bff.breakers import Breakers
 from bff.cache import AppointmentCache
+from bff.cancellation import CancellationService
+from bff.events import EventHub
 from bff.gateway import Gateway
 from bff.ids import Ids
 from bff.metrics import Metrics
@@ -31,3 +33,5 @@ class Services:
     verifier: TokenVerifier
     metrics: Metrics
     breakers: Breakers
+    cancellations: CancellationService
+    events: EventHub

@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_REQUEST_DEADLINE = 4.0
 DEFAULT_BREAKER_THRESHOLD = 5
 DEFAULT_BREAKER_COOLDOWN = 30.0
+DEFAULT_CANCEL_POLL_INTERVAL = 5.0
+DEFAULT_CANCEL_POLL_AFTER = 60.0
 SANDBOX_ID_SECRET = "sandbox-only-id-secret-never-use-in-production"
 DEV_ISSUER = "https://dev-issuer.timeavtaler.invalid"
 DEFAULT_AUDIENCE = "timeavtaler-bff"
@@ -44,6 +46,8 @@ class Settings(BaseSettings):
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD
     breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
+    cancel_poll_interval: float = DEFAULT_CANCEL_POLL_INTERVAL
+    cancel_poll_after: float = DEFAULT_CANCEL_POLL_AFTER
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ or `SourceRejected` (the upstream refused; retrying will not help).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -102,6 +103,38 @@ class AppointmentConnector(Protocol):
 
     async def fetch(self, patients: Sequence[str], window: Window) -> FetchResult:
         """All appointments of `patients` that start within `window`."""
+        ...
+
+
+class CancelStatus(enum.Enum):
+    """A provider's answer to a cancellation request."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAnswer:
+    """What the provider said about a cancellation request, with its message if any."""
+
+    status: CancelStatus
+    message: str | None = None
+
+
+class CancelConnector(Protocol):
+    """A provider that takes cancellation requests.
+
+    `cancel` is idempotent on `request_id`: sending the same request again gives the same
+    answer and never a second cancellation. Raises `SourceRejected` when the provider
+    refuses the request as such (it will never be decided), `SourceUnavailable` when it
+    should be sent again later."""
+
+    async def cancel(self, pid: str, upstream_id: str, request_id: str, reason: str | None) -> CancelAnswer:
+        ...
+
+    async def poll(self, pid: str, upstream_id: str, request_id: str) -> CancelAnswer:
+        """Ask again about a request sent earlier (for answers whose push was lost)."""
         ...
 
 

@@ -11,7 +11,10 @@ import httpx
 
 from bff.domain import Appointment
 from connectors.base import (
+    CancelAnswer,
+    CancelStatus,
     FetchResult,
+    SourceRejected,
     SourceUnavailable,
     Window,
     raise_for_status,
@@ -103,3 +106,77 @@ def _next_link(bundle: Any) -> str | None:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return str(link["url"])
     return None
+
+
+PATIENT_PORTAL_CANCEL = "pat-cpp"
+CANCEL_REASON_SYSTEM = "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason"
+REJECTING_STATUSES = frozenset({409, 412, 422})
+
+
+class FhirCanceller:
+    """Cancels an Appointment on a FHIR server: read it, then PUT it back cancelled
+    (`cancelationReason` pat-cpp, "cancelled via patient portal") with `If-Match`, so a
+    change made meanwhile is refused (412) rather than overwritten. The server answers at
+    once: accepted, or rejected with its OperationOutcome's text."""
+
+    def __init__(self, source_id: str, base_url: str, client: httpx.AsyncClient) -> None:
+        self.source_id = source_id
+        self._base = base_url.rstrip("/")
+        self._client = client
+
+    async def cancel(self, pid: str, upstream_id: str, request_id: str, reason: str | None) -> CancelAnswer:
+        url = f"{self._base}/Appointment/{quote(upstream_id, safe='')}"
+        resource, etag = await self._read(url, pid)
+        if resource.get("status") == "cancelled":
+            return self._already(resource)
+        resource["status"] = "cancelled"
+        resource["cancelationReason"] = {"coding": [{"system": CANCEL_REASON_SYSTEM, "code": PATIENT_PORTAL_CANCEL}],
+                                         **({"text": reason} if reason else {})}
+        headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON, "X-Request-Id": request_id}
+        if etag:
+            headers["If-Match"] = etag
+        request = self._client.build_request("PUT", url, json=resource, headers=headers)
+        response = await send(self.source_id, self._client, request)
+        if response.status_code in REJECTING_STATUSES:
+            return CancelAnswer(CancelStatus.REJECTED, _outcome_text(response))
+        raise_for_status(self.source_id, response, _outcome_text(response))
+        return CancelAnswer(CancelStatus.ACCEPTED)
+
+    async def poll(self, pid: str, upstream_id: str, request_id: str) -> CancelAnswer:
+        resource, _ = await self._read(f"{self._base}/Appointment/{quote(upstream_id, safe='')}", pid)
+        return self._already(resource) if resource.get("status") == "cancelled" else CancelAnswer(CancelStatus.PENDING)
+
+    def _already(self, resource: dict[str, Any]) -> CancelAnswer:
+        codes = [c.get("code") for c in (resource.get("cancelationReason") or {}).get("coding") or ()
+                 if isinstance(c, dict)]
+        if PATIENT_PORTAL_CANCEL in codes:
+            return CancelAnswer(CancelStatus.ACCEPTED)
+        return CancelAnswer(CancelStatus.REJECTED, "Timen er allerede avlyst.")
+
+    async def _read(self, url: str, pid: str) -> tuple[dict[str, Any], str | None]:
+        request = self._client.build_request("GET", url, headers={"Accept": FHIR_JSON})
+        response = await send(self.source_id, self._client, request)
+        raise_for_status(self.source_id, response, _outcome_text(response))
+        resource = read_json(self.source_id, response)
+        if not isinstance(resource, dict) or resource.get("resourceType") != "Appointment":
+            raise SourceUnavailable(self.source_id, "response is not an Appointment", "malformed")
+        rows, _ = appointments_in(resource, source_id=self.source_id, patients=frozenset({pid}))
+        if not rows and resource.get("status") not in ("entered-in-error", "waitlist"):
+            raise SourceRejected(self.source_id, "appointment is not this patient's", 404)
+        return resource, response.headers.get("ETag")
+
+
+def _outcome_text(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    texts = []
+    for issue in body.get("issue") or ():
+        if isinstance(issue, dict):
+            text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+            if isinstance(text, str) and text:
+                texts.append(text)
+    return " ".join(texts) or None

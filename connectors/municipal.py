@@ -11,7 +11,16 @@ import httpx
 from bff.domain import Appointment, AppointmentKind, AppointmentStatus, CancelledBy, VisitKind
 from bff.sources import MUNICIPAL_SERVICE_CODES
 from bff.timez import parse_instant
-from connectors.base import FetchResult, SourceUnavailable, Window, raise_for_status, read_json, send
+from connectors.base import (
+    CancelAnswer,
+    CancelStatus,
+    FetchResult,
+    SourceUnavailable,
+    Window,
+    raise_for_status,
+    read_json,
+    send,
+)
 
 VISIT_KINDS = {"regular": VisitKind.REGULAR, "assigned": VisitKind.ASSIGNED, "performed": VisitKind.PERFORMED}
 CANCELLED_BY = {"citizen": CancelledBy.PATIENT, "service": CancelledBy.PROVIDER, None: None}
@@ -102,3 +111,47 @@ def map_visit(visit: Mapping[str, Any], pid: str, source_id: str, organization: 
         cancelled_by=CANCELLED_BY[visit.get("cancelledBy")] if status == "cancelled" else None,
         cancelled=status == "cancelled",
     )
+
+
+CANCEL_STATUSES = {s.value: s for s in CancelStatus}
+
+
+class MunicipalCanceller:
+    """Sends cancellation requests to a municipality; answers come later (webhook or poll)."""
+
+    def __init__(self, source_id: str, base_url: str, client: httpx.AsyncClient) -> None:
+        self.source_id = source_id
+        self._base = base_url.rstrip("/")
+        self._client = client
+
+    async def cancel(self, pid: str, upstream_id: str, request_id: str, reason: str | None) -> CancelAnswer:
+        url = f"{self._base}/citizens/{quote(pid, safe='')}/visits/{quote(upstream_id, safe='')}/cancellation-requests"
+        request = self._client.build_request("POST", url, json={"requestId": request_id, "reason": reason or ""})
+        return await self._answer(request)
+
+    async def poll(self, pid: str, upstream_id: str, request_id: str) -> CancelAnswer:
+        request = self._client.build_request(
+            "GET", f"{self._base}/cancellation-requests/{quote(request_id, safe='')}")
+        return await self._answer(request)
+
+    async def _answer(self, request: httpx.Request) -> CancelAnswer:
+        response = await send(self.source_id, self._client, request)
+        if response.status_code >= 400:
+            raise_for_status(self.source_id, response, _error_text(response))
+        body = read_json(self.source_id, response)
+        status = CANCEL_STATUSES.get(str(body.get("status"))) if isinstance(body, dict) else None
+        if status is None:
+            raise SourceUnavailable(self.source_id, "cancellation answer cannot be read", "malformed")
+        message = body.get("message")
+        return CancelAnswer(status, message if isinstance(message, str) and message else None)
+
+
+def _error_text(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    for field in ("message", "error", "detail"):
+        if isinstance(body, dict) and isinstance(body.get(field), str):
+            return str(body[field])
+    return None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import strawberry
 from starlette.requests import Request
@@ -11,25 +13,50 @@ from starlette.websockets import WebSocket
 
 from bff.auth import Viewer
 from bff.services import Services
-from bff.timez import today
-from resolvers.loaders import AppointmentsBySourceLoader, PersonByPidLoader
+from bff.timez import now, today
+from resolvers.loaders import AppointmentsBySourceLoader, CancellationByAppointmentLoader, PersonByPidLoader
+
+ANONYMOUS = Viewer(pid="", acr="")
 
 
 @dataclass
 class Context:
-    """Who is asking, the shared services, this request's loaders and its time budget."""
+    """Who is asking, the shared services, this request's loaders and its time budget.
+
+    Over a WebSocket one context lives as long as the connection: the viewer is set when
+    `connection_init` carries a valid token, and `renew()` gives each subscription event
+    fresh loaders and a fresh deadline."""
 
     request: Request | WebSocket
     services: Services
     viewer: Viewer
-    now: datetime
-    deadline: float
-    persons: PersonByPidLoader
-    appointments: AppointmentsBySourceLoader
+    now: datetime = field(init=False)
+    deadline: float = field(init=False)
+    persons: PersonByPidLoader = field(init=False)
+    appointments: AppointmentsBySourceLoader = field(init=False)
+    cancellations: CancellationByAppointmentLoader = field(init=False)
+    connection_params: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.renew()
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.viewer.pid)
 
     @property
     def today(self) -> date:
         return today(self.now)
+
+    def renew(self) -> None:
+        """A new time budget and empty loaders (what a new HTTP request would get)."""
+        services = self.services
+        self.now = now()
+        self.deadline = asyncio.get_running_loop().time() + services.settings.request_deadline
+        self.persons = PersonByPidLoader(services.people, self.deadline)
+        self.appointments = AppointmentsBySourceLoader(services.gateway, services.catalogue, today(self.now),
+                                                       self.deadline, self.persons)
+        self.cancellations = CancellationByAppointmentLoader(services.cancellations.store)
 
 
 Info = strawberry.Info[Context, None]

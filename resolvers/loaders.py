@@ -7,14 +7,18 @@ import asyncio
 from collections import defaultdict
 from datetime import date
 
+import structlog
 from aiodataloader import DataLoader, Loader, dispatch_queue
+from redis.exceptions import RedisError
 
 from bff.appointments import PersonLookup
+from bff.cancel_store import CancellationRecord, CancellationStore
 from bff.gateway import Gateway, SourceOutcome
 from bff.people import People
 from bff.sources import SourcesFile
 from bff.timez import start_of_day
 
+log = structlog.get_logger(__name__)
 SourceKey = tuple[str, str, bool]
 """(source id, pid, wants history)"""
 
@@ -110,3 +114,26 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         today_start = start_of_day(self._today)
         rows = tuple(a for a in outcome.rows if a.start >= today_start)
         return SourceOutcome(outcome.source_id, outcome.state, rows, outcome.fetched_at, outcome.message)
+
+
+AppointmentKey = tuple[str, str, str]
+"""(source id, provider's appointment id, subject pid)"""
+
+
+class CancellationByAppointmentLoader(DataLoader[AppointmentKey, CancellationRecord | None]):
+    """The latest cancellation request of each appointment (two Redis reads per batch).
+    Without Redis, no request is known: the list still answers."""
+
+    def __init__(self, store: CancellationStore) -> None:
+        super().__init__()
+        self._store = store
+
+    async def batch_load_fn(self, keys: list[AppointmentKey]) -> list[CancellationRecord | None]:
+        try:
+            request_ids = await self._store.latest_for(keys)
+            found = await self._store.get_many([rid for rid in request_ids if rid])
+        except (RedisError, OSError) as exc:
+            log.warning("cancellations.read_failed", error=type(exc).__name__)
+            return [None] * len(keys)
+        records = iter(found)
+        return [next(records) if rid else None for rid in request_ids]

@@ -12,16 +12,20 @@ from bff.appointments import (
     ListFilter,
     Subject,
     consult,
+    overlay_accepted,
     page_after,
     representations,
     subject_for,
     visible_rows,
 )
+from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord
+from bff.cancellation import Target
 from bff.domain import AppointmentStatus, SourceKind
 from bff.errors import BadInput, NotFound, Unavailable
-from bff.rules import TimeFilter, applies_to, can_cancel, shows
+from bff.rules import TimeFilter, applies_to, can_cancel, shows, with_cancellation
 from bff.sources import SourceConfig
 from bff.timez import start_of_day, to_oslo
+from resolvers.cancellation import CancellationRequest, cancellation_node, find_cancellation
 from resolvers.context import Info
 from resolvers.types import (
     Appointment,
@@ -77,8 +81,9 @@ async def represented_persons(info: Info, pid: str) -> list[Person]:
 
 
 def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig, patient: Person,
-                     may_cancel: bool) -> Appointment:
+                     latest: CancellationRecord | None) -> Appointment:
     ids = info.context.services.ids
+    open_request = latest is not None and latest.status in (PENDING, ACCEPTED)
     location = Location(name=appt.location_name, address=appt.location_address) \
         if appt.location_name or appt.location_address else None
     return Appointment(
@@ -87,7 +92,8 @@ def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig,
         start=appt.start, end=appt.end, title=appt.title, kind=appt.kind, service=appt.service,
         visit_kind=appt.visit_kind, organization=appt.organization, department=appt.department,
         location=location, practitioner=appt.practitioner, cancelled_by=appt.cancelled_by,
-        can_cancel=may_cancel and can_cancel(source, appt, info.context.now), cancellation=None,
+        can_cancel=not open_request and can_cancel(source, appt, info.context.now),
+        cancellation=cancellation_node(info, latest) if latest is not None else None,
     )
 
 
@@ -116,17 +122,26 @@ def _patient(info: Info, subject: Subject) -> Person:
     return Person.of(subject.pid, subject.lookup.record, person_id(info, subject.pid))
 
 
+async def _latest_requests(info: Info, consulted: list[Consulted],
+                           subject_pid: str) -> dict[tuple[str, str], CancellationRecord | None]:
+    """The latest cancellation request of every row from a source that takes them."""
+    keys = [(c.source.id, a.upstream_id) for c in consulted if c.source.capabilities.cancel for a in c.outcome.rows]
+    records = await info.context.cancellations.load_many([(s, u, subject_pid) for s, u in keys])
+    return dict(zip(keys, records, strict=True))
+
+
 def _source_results(consulted: list[Consulted]) -> list[SourceResult]:
     return [SourceResult(source=Source.of(c.source), state=c.outcome.state, fetched_at=c.outcome.fetched_at,
                          message=c.outcome.message) for c in consulted]
 
 
-async def find_appointment(info: Info, appointment_id: str) -> Appointment | None:
-    """One of the viewer's (or a represented person's) appointments; None for anything
-    else, whether it does not exist or belongs to someone the viewer may not see."""
+async def _locate(info: Info, appointment_id: str) -> tuple[
+        Subject, SourceConfig, domain.Appointment, CancellationRecord | None] | None:
+    """One of the viewer's (or a represented person's) appointments, with its latest
+    cancellation request; None for anything else, whether it does not exist or belongs to
+    someone the viewer may not see."""
     ctx = info.context
-    ids = ctx.services.ids
-    parts = ids.decode("A", appointment_id)
+    parts = ctx.services.ids.decode("A", appointment_id)
     if parts is None:
         return None
     source_id, upstream_id, owner = parts
@@ -141,8 +156,23 @@ async def find_appointment(info: Info, appointment_id: str) -> Appointment | Non
     for appt in outcome.rows:
         if appt.upstream_id == upstream_id and shows(source, appt, start_of_day(ctx.today)) \
                 and history.admits(source, appt, ctx.today):
-            return appointment_node(info, appt, source, _patient(info, subject), True)
+            latest = await ctx.cancellations.load((source.id, appt.upstream_id, subject.pid))
+            return subject, source, with_cancellation(appt, latest is not None and latest.status == ACCEPTED), latest
     return None
+
+
+async def find_appointment(info: Info, appointment_id: str) -> Appointment | None:
+    found = await _locate(info, appointment_id)
+    if found is None:
+        return None
+    subject, source, appt, latest = found
+    return appointment_node(info, appt, source, _patient(info, subject), latest)
+
+
+async def find_target(info: Info, appointment_id: str) -> Target | None:
+    """The appointment a cancellation is asked for, under the same rules as reading it."""
+    found = await _locate(info, appointment_id)
+    return Target(found[0].pid, found[1], found[2]) if found is not None else None
 
 
 async def _owner_subject(info: Info, owner: str) -> Subject | None:
@@ -183,11 +213,14 @@ class Query:
         subject = await _subject(info, on_behalf_of)
         consulted = await consult(subject, ctx.services.catalogue, wanted, ctx.today,
                                   lambda s, p, h: ctx.appointments.load((s, p, h)))
-        rows = visible_rows(consulted, wanted, ctx.today)
+        latest = await _latest_requests(info, consulted, subject.pid)
+        accepted = {key for key, record in latest.items() if record is not None and record.status == ACCEPTED}
+        rows = visible_rows(overlay_accepted(consulted, accepted), wanted, ctx.today)
         page, more = page_after(rows, position, first)
         patient = _patient(info, subject)
         sources = {c.source.id: c.source for c in consulted}
-        nodes = [appointment_node(info, a, sources[a.source_id], patient, True) for a in page]
+        nodes = [appointment_node(info, a, sources[a.source_id], patient, latest.get((a.source_id, a.upstream_id)))
+                 for a in page]
         edges = [AppointmentEdge(cursor=_cursor(info, a), node=n) for a, n in zip(page, nodes, strict=True)]
         return AppointmentConnection(
             edges=edges, nodes=nodes, total_count=len(rows), sources=_source_results(consulted),
@@ -198,6 +231,10 @@ class Query:
     async def appointment(self, info: Info, id: strawberry.ID) -> Appointment | None:
         return await find_appointment(info, id)
 
+    @strawberry.field(description="One of the viewer's cancellation requests; null when unknown or not theirs.")
+    async def cancellation_request(self, info: Info, id: strawberry.ID) -> CancellationRequest | None:
+        return await find_cancellation(info, id)
+
     @strawberry.field(description="Every configured source: the coverage catalogue.")
     def sources(self, info: Info) -> list[Source]:
         return [Source.of(s) for s in info.context.services.catalogue.sources]
@@ -207,4 +244,4 @@ class Query:
         source = info.context.services.catalogue.by_id(id)
         if source is not None:
             return Source.of(source)
-        return await find_appointment(info, id)
+        return await find_appointment(info, id) or await find_cancellation(info, id)

@@ -6,6 +6,7 @@ import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers.cancellation import Mutation, Subscription
 from resolvers.errors import PublicErrors
 from resolvers.query import Query
 
@@ -19,6 +20,8 @@ def build_schema() -> strawberry.Schema:
     """The GraphQL schema; `bff export-schema` prints it as SDL."""
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
             PublicErrors,

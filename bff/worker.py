@@ -1,0 +1,66 @@
+"""The cancellation worker: in one process at a time (a Redis lease), it resumes
+requests that were stored but not sent (after a restart, or while a provider was down),
+polls providers about requests still pending after `poll_after` seconds (a lost
+webhook), and finishes decisions whose follow-ups were interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import structlog
+from redis.exceptions import RedisError
+
+from bff.cancel_store import CancellationStore
+from bff.cancellation import CancellationService
+
+log = structlog.get_logger(__name__)
+LEASE_NAME = "cancellation-worker"
+
+
+class CancellationWorker:
+    """Runs `sweep()` every `interval` seconds while this process holds the lease."""
+
+    def __init__(self, service: CancellationService, store: CancellationStore, interval: float,
+                 poll_after: float) -> None:
+        self._service = service
+        self._store = store
+        self._interval = interval
+        self._poll_after = poll_after
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            with contextlib.suppress(RedisError, OSError):
+                await self._store.leases.give_back(LEASE_NAME)
+
+    async def _run(self) -> None:
+        lease_ms = int(self._interval * 3000)
+        while True:
+            try:
+                if await self._store.leases.take(LEASE_NAME, lease_ms):
+                    await self.sweep()
+            except (RedisError, OSError) as exc:
+                log.warning("worker.redis_failed", error=type(exc).__name__)
+            except Exception:
+                log.exception("worker.sweep_failed")
+            await asyncio.sleep(self._interval)
+
+    async def sweep(self) -> None:
+        for request_id, since in await self._store.pending():
+            record = await self._store.get(request_id)
+            if record is None:
+                await self._store.done(request_id)
+            elif record.decided:
+                await self._service.finish(record)
+            elif not record.sent:
+                await self._service.send(record)
+            elif time.time() - since >= self._poll_after:
+                await self._service.poll(record)
