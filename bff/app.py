@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -172,7 +172,8 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -
             log.info("bff.started", sources=[s.id for s in catalogue.sources], profile=settings.profile.value)
             yield {}
 
-    routes = [Route("/graphql", AuthenticatedGraphQL(view, ide), methods=["GET", "POST"]),
+    endpoint = AuthenticatedGraphQL(view, ide)
+    routes = [Route("/graphql", endpoint, methods=["GET", "POST"]), WebSocketRoute("/graphql", endpoint),
               Route("/webhooks/{source_id}", webhook, methods=["POST"]),
               Route("/healthz", healthz), Route("/metrics", metrics)]
     return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)], lifespan=lifespan)

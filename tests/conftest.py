@@ -23,6 +23,7 @@ from bff.sandbox.app import SandboxState, create_sandbox
 from bff.sandbox.cast import CastMember, cast
 from bff.serving import RunningServer, start_server
 from bff.settings import DEV_ISSUER, Settings
+from bff.sources import load_sources
 from bff.timez import today
 from tests.redis_process import RedisProcess, answers
 
@@ -57,6 +58,20 @@ class Sandbox:
     async def clear(self) -> None:
         (await self.http.delete(f"{self.url}/_admin/faults")).raise_for_status()
         (await self.http.delete(f"{self.url}/_admin/calls")).raise_for_status()
+
+    async def reset(self) -> None:
+        """Fresh sandbox data, no recorded requests or notifications, no faults."""
+        (await self.http.post(f"{self.url}/_admin/reset")).raise_for_status()
+        await self.clear()
+
+    async def municipal(self, tenant: str, **policy: Any) -> None:
+        (await self.http.put(f"{self.url}/_admin/municipal/{tenant}", json=policy)).raise_for_status()
+
+    async def notifications(self) -> list[dict[str, Any]]:
+        return list((await self.http.get(f"{self.url}/_admin/notifications")).json()["notifications"])
+
+    async def cancellation_requests(self) -> list[dict[str, Any]]:
+        return list((await self.http.get(f"{self.url}/_admin/cancellation-requests")).json()["requests"])
 
     async def calls(self) -> dict[str, int]:
         body = (await self.http.get(f"{self.url}/_admin/calls")).json()
@@ -95,6 +110,10 @@ class Bff:
 
 
 PEOPLE = cast(today())
+BERGEN_SECRET = next(s for s in load_sources(None, {"SANDBOX_URL": "http://sandbox"}).sources
+                     if s.id == "bergen-kommune").webhook_secret
+FAST_WORKER = {"cancel_poll_interval": 0.2, "cancel_poll_after": 1.0}
+"""The test BFF's worker looks for pending requests every 0.2 s, polls after 1 s."""
 
 
 @pytest.fixture(scope="session")
@@ -130,9 +149,11 @@ def bff_settings(tmp: Path, prefix: str, **overrides: Any) -> Settings:
 @pytest.fixture(scope="session")
 async def bff_server(sandbox: Sandbox, redis: Redis, redis_prefix: str,
                      tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[RunningServer, Settings, Any]]:
-    settings = bff_settings(tmp_path_factory.mktemp("bff"), redis_prefix)
+    settings = bff_settings(tmp_path_factory.mktemp("bff"), redis_prefix, **FAST_WORKER)
     app = create_app(settings, {"SANDBOX_URL": sandbox.url})
     running = await start_server(app)
+    await sandbox.municipal("bergen", webhook_url=f"{running.url}/webhooks/bergen-kommune",
+                            webhook_secret=BERGEN_SECRET)
     yield running, settings, app
     await running.stop()
 
@@ -144,7 +165,8 @@ async def bff(bff_server: tuple[RunningServer, Settings, Any], sandbox: Sandbox,
     keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}:*")]
     if keys:
         await redis.delete(*keys)
-    await sandbox.clear()
+    await sandbox.reset()
+    await sandbox.municipal("bergen", delay_ms=300, rule="notice", notice_hours=48, drop_webhooks=False)
     running, settings, app = bff_server
     app.state.services.breakers.reset()
     async with httpx.AsyncClient(timeout=30) as http:
@@ -159,7 +181,7 @@ async def make_bff(sandbox: Sandbox, redis_prefix: str, tmp_path: Path, bff: Bff
     started: list[RunningServer] = []
 
     async def start(**overrides: Any) -> Bff:
-        settings = bff_settings(tmp_path, redis_prefix, **overrides).model_copy(
+        settings = bff_settings(tmp_path, redis_prefix, **{**FAST_WORKER, **overrides}).model_copy(
             update={"dev_key_file": bff.key_file})
         running = await start_server(create_app(settings, {"SANDBOX_URL": sandbox.url}))
         started.append(running)

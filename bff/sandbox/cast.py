@@ -132,7 +132,7 @@ def _fhir(today: date, p: dict[str, CastMember]) -> dict[str, list[FhirAppointme
         build("hv-asane-2", asane, HAUKELAND, _at(d(40), 13), _at(d(40), 13, 30), title="Synsundersøkelse",
               channel="url"),
         build("hv-asane-3", asane, HAUKELAND, _at(d(70), 8), _at(d(70), 8, 20), title="Telefonsamtale med lege",
-              channel="phone"),
+              channel="phone", flags=()),
         build("hv-asane-4", asane, HAUKELAND, _at(d(-30), 10), _at(d(-30), 11), title="Operasjon", status="fulfilled"),
         build("hv-asane-5", asane, HAUKELAND, _at(d(20), 10), _at(d(20), 11), title="Feilregistrert time",
               status="entered-in-error"),
