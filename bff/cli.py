@@ -1,4 +1,4 @@
-"""`bff serve`, `bff token`, `bff export-schema`, `bff sandbox`."""
+"""`bff serve`, `bff token`, `bff watch`, `bff export-schema`, `bff sandbox`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
+from typing import Any
 
 from bff.auth import load_dev_key, mint_dev_token
 from bff.settings import DEV_ISSUER, Profile, Settings
@@ -30,20 +31,34 @@ async def _serve(settings: Settings) -> None:
     configure_logging(settings.log_level)
     variables: dict[str, str] = {}
     sandbox = None
-    if settings.profile is Profile.SANDBOX and settings.sources is None and settings.sandbox_url is None:
+    embedded = settings.profile is Profile.SANDBOX and settings.sources is None and settings.sandbox_url is None
+    if embedded:
         from bff.sandbox.app import create_sandbox
 
-        sandbox = await start_server(create_sandbox().app, settings.host, 0)
+        providers = create_sandbox()
+        sandbox = await start_server(providers.app, settings.host, 0)
         variables["SANDBOX_URL"] = sandbox.url
     elif settings.sandbox_url:
         variables["SANDBOX_URL"] = settings.sandbox_url
-    bff = await start_server(create_app(settings, variables), settings.host, settings.port, log_level="info")
+    app = create_app(settings, variables)
+    bff = await start_server(app, settings.host, settings.port, log_level="info")
+    if embedded:
+        _wire_webhooks(providers.state, app.state.services.catalogue, bff.url)
     _banner(settings, bff.url, sandbox.url if sandbox else None)
     try:
         await bff.task
     finally:
         if sandbox:
             await sandbox.stop()
+
+
+def _wire_webhooks(state: Any, catalogue: Any, url: str) -> None:
+    """Point the embedded sandbox municipalities' answers at this BFF's webhook."""
+    for source in catalogue.sources:
+        if source.protocol == "municipal" and source.webhook_secret:
+            tenant = source.base_url.rstrip("/").rsplit("/", 1)[-1]
+            state.desk.policy(tenant).update({"webhook_url": f"{url}/webhooks/{source.id}",
+                                              "webhook_secret": source.webhook_secret})
 
 
 def _banner(settings: Settings, url: str, sandbox_url: str | None) -> None:
@@ -64,6 +79,16 @@ def _banner(settings: Settings, url: str, sandbox_url: str | None) -> None:
     print("\n".join(lines), flush=True)
 
 
+def _person_pid(handle: str) -> str:
+    from bff.sandbox.cast import cast
+    from bff.timez import today
+
+    people = cast(today())
+    if handle not in people:
+        raise SystemExit(f"unknown sandbox person {handle!r}; see bff token --list")
+    return people[handle].pid
+
+
 def _cmd_token(args: argparse.Namespace) -> None:
     settings = Settings()
     from bff.sandbox.cast import cast
@@ -75,9 +100,7 @@ def _cmd_token(args: argparse.Namespace) -> None:
             print(f"{handle:14} {member.name}")
         return
     if args.person:
-        if args.person not in people:
-            raise SystemExit(f"unknown sandbox person {args.person!r}; see bff token --list")
-        pid = people[args.person].pid
+        pid = _person_pid(args.person)
     elif args.pid:
         pid = args.pid
     else:
@@ -96,6 +119,34 @@ def _cmd_export(args: argparse.Namespace) -> None:
     else:
         Path(args.output).write_text(sdl, "utf-8")
         print(f"wrote {args.output}")
+
+
+WATCH_QUERY = """subscription Watch($after: String) { cancellationUpdates(after: $after) {
+  cursor request { id status providerMessage decidedAt appointment { title start status cancelledBy } } } }"""
+
+
+async def _watch(url: str, token: str, after: str | None) -> None:
+    """Print cancellation outcomes as they arrive (graphql-transport-ws), one JSON line each."""
+    import json
+
+    from websockets.asyncio.client import connect
+    from websockets.typing import Subprotocol
+
+    async with connect(url.replace("http", "ws", 1) + "/graphql",
+                       subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+        ack = json.loads(await ws.recv())
+        if ack.get("type") != "connection_ack":
+            raise SystemExit(f"refused: {ack}")
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": WATCH_QUERY, "variables": {"after": after}}}))
+        print("watching cancellation outcomes (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        async for raw in ws:
+            message = json.loads(raw)
+            if message.get("type") == "next":
+                print(json.dumps(message["payload"], ensure_ascii=False), flush=True)
+            elif message.get("type") in ("error", "complete"):
+                raise SystemExit(f"subscription ended: {message}")
 
 
 async def _sandbox_only(host: str, port: int) -> None:
@@ -120,6 +171,11 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("--list", action="store_true", help="list the sandbox people")
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output", default="schema.graphql")
+    watch = sub.add_parser("watch", help="print cancellation outcomes live (sandbox person or token)")
+    watch.add_argument("--url", default="http://127.0.0.1:8000")
+    watch.add_argument("--person", default=DEMO_PERSON, help="a sandbox person's handle")
+    watch.add_argument("--token", help="a bearer token (instead of --person)")
+    watch.add_argument("--after", help='"0" to replay history, or a cursor to resume after')
     sandbox = sub.add_parser("sandbox", help="run only the sandbox providers")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8900)
@@ -133,5 +189,9 @@ def main(argv: list[str] | None = None) -> None:
         _cmd_token(args)
     elif args.command == "export-schema":
         _cmd_export(args)
+    elif args.command == "watch":
+        bearer = args.token or _token(Settings(), _person_pid(args.person), "idporten-loa-high")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_watch(args.url, bearer, args.after))
     else:
         asyncio.run(_sandbox_only(args.host, args.port))

@@ -88,6 +88,7 @@ class Bff:
     settings: Settings
     http: httpx.AsyncClient
     key_file: Path
+    server: RunningServer | None = None
 
     def token(self, who: str | CastMember, acr: str = "idporten-loa-high") -> str:
         pid = who.pid if isinstance(who, CastMember) else PEOPLE[who].pid
@@ -185,11 +186,12 @@ async def make_bff(sandbox: Sandbox, redis_prefix: str, tmp_path: Path, bff: Bff
             update={"dev_key_file": bff.key_file})
         running = await start_server(create_app(settings, {"SANDBOX_URL": sandbox.url}))
         started.append(running)
-        return Bff(running.url, settings, bff.http, bff.key_file)
+        return Bff(running.url, settings, bff.http, bff.key_file, running)
 
     yield start
     for running in started:
-        await running.stop()
+        if not running.task.done():
+            await running.stop()
 
 
 @pytest.fixture
