@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
 import httpx
+import orjson
 import structlog
 from jwt import PyJWKSet
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -22,6 +25,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.typevars import RootValue
 from strawberry.types.unset import UNSET, UnsetType
 
+from bff.audit import AuditLog
 from bff.auth import KeySet, TokenError, TokenVerifier, Viewer, bearer_token, dev_jwks, load_dev_key
 from bff.breakers import Breakers
 from bff.cache import AppointmentCache
@@ -33,7 +37,9 @@ from bff.ids import Ids
 from bff.logs import RequestIdMiddleware
 from bff.metrics import Metrics
 from bff.people import People
+from bff.ratelimit import RateLimiter
 from bff.redis_conn import open_redis
+from bff.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.services import Services
 from bff.settings import DEV_ISSUER, Profile, Settings
 from bff.sources import SourceConfig, SourcesFile, load_sources
@@ -75,18 +81,30 @@ def _canceller(source: SourceConfig, client: httpx.AsyncClient) -> CancelConnect
 def _verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifier:
     if settings.uses_dev_issuer:
         keys = KeySet(PyJWKSet.from_dict(dev_jwks(load_dev_key(settings.dev_key_file))))
-        return TokenVerifier(keys, DEV_ISSUER, settings.oidc_audience)
+        return TokenVerifier(keys, DEV_ISSUER, settings.oidc_audience, settings.oidc_require_at_jwt)
     if settings.oidc_jwks_file:
         keys = KeySet.from_file(settings.oidc_jwks_file)
     else:
         keys = KeySet(url=settings.oidc_jwks_url, client=client)
     if not settings.oidc_issuer:
         raise ValueError("BFF_OIDC_ISSUER is required with an external token issuer")
-    return TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience)
+    return TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience, settings.oidc_require_at_jwt)
 
 
 class BffGraphQL(GraphQL[Context, RootValue]):
     """Strawberry's ASGI view with our context: the viewer, per-request loaders, deadline."""
+
+    def decode_json(self, data: str | bytes) -> object:
+        # Strawberry answers JSONDecodeError with 400. orjson raises it for bodies that are
+        # not UTF-8 too (json.loads raised UnicodeDecodeError: a 500), and a body that is
+        # JSON but not an object (`null`, `5`) is no GraphQL request either.
+        decoded = orjson.loads(data)
+        if not isinstance(decoded, dict | list):
+            raise json.JSONDecodeError("a GraphQL request is a JSON object", str(decoded)[:20], 0)
+        return decoded
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         services: Services = request.app.state.services
@@ -131,6 +149,10 @@ class AuthenticatedGraphQL:
             except TokenError as exc:
                 await _refuse(exc)(scope, receive, send)
                 return
+            allowed, retry_after = await services.rate_limiter.allow(viewer.pid)
+            if not allowed:
+                await _too_many(retry_after)(scope, receive, send)
+                return
             scope.setdefault("state", {})["viewer"] = viewer
         await self.view(scope, receive, send)
 
@@ -140,6 +162,12 @@ def _refuse(exc: TokenError) -> Response:
     return JSONResponse({"errors": [{"message": exc.message, "extensions": {"code": "UNAUTHENTICATED"
                                      if exc.status == 401 else "FORBIDDEN"}}]},
                         status_code=exc.status, headers={"WWW-Authenticate": challenge})
+
+
+def _too_many(retry_after: int) -> Response:
+    return JSONResponse({"errors": [{"message": "For mange forespørsler. Vent litt og prøv igjen.",
+                                     "extensions": {"code": "RATE_LIMITED"}}]},
+                        status_code=429, headers={"Retry-After": str(retry_after)})
 
 
 async def healthz(request: Request) -> Response:
@@ -156,7 +184,7 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -
     embedded default passes the sandbox's address)."""
     catalogue = load_sources(settings.sources, variables)
     ide = settings.profile is Profile.SANDBOX
-    view = BffGraphQL(build_schema(), graphql_ide="graphiql" if ide else None)
+    view = BffGraphQL(build_schema(settings.production), graphql_ide="graphiql" if ide else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -176,7 +204,14 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -
     routes = [Route("/graphql", endpoint, methods=["GET", "POST"]), WebSocketRoute("/graphql", endpoint),
               Route("/webhooks/{source_id}", webhook, methods=["POST"]),
               Route("/healthz", healthz), Route("/metrics", metrics)]
-    return Starlette(routes=routes, middleware=[Middleware(RequestIdMiddleware)], lifespan=lifespan)
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                   allow_headers=["Authorization", "Content-Type", "X-Request-ID"], max_age=600),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
 async def _services(settings: Settings, catalogue: SourcesFile, stack: contextlib.AsyncExitStack) -> Services:
@@ -201,4 +236,6 @@ async def _services(settings: Settings, catalogue: SourcesFile, stack: contextli
         verifier=_verifier(settings, directory_client), metrics=registry, breakers=breakers,
         cancellations=CancellationService(store, cancellers, notifier, cache),
         events=EventHub(redis, store, settings.redis_prefix),
+        audit=AuditLog(redis, settings.redis_prefix, ids),
+        rate_limiter=RateLimiter(redis, settings.redis_prefix, ids, settings.rate_limit_per_minute),
     )

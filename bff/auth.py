@@ -25,6 +25,7 @@ ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES2
 HIGH_ASSURANCE = frozenset({"idporten-loa-high", "Level4"})
 LEEWAY_SECONDS = 30
 JWKS_REFETCH_INTERVAL = 60.0
+JWKS_LIFESPAN = 3600.0
 DEV_KEY_ID = "bff-dev-issuer-1"
 DEV_TOKEN_TTL = 12 * 3600
 ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
@@ -50,15 +51,18 @@ class TokenError(Exception):
 
 
 class KeySet:
-    """Signing keys by `kid`: from a file, a fixed set, or a JWKS URL (cached, with one
-    rate-limited refetch when an unknown `kid` arrives, so key rotation just works)."""
+    """Signing keys by `kid`: from a file, a fixed set, or a JWKS URL. A URL's keys are
+    cached for `JWKS_LIFESPAN`; a token with an unknown `kid` triggers one refetch, at most
+    once per `JWKS_REFETCH_INTERVAL`, so a key rotation is picked up at once and a flood of
+    tokens with made-up `kid`s cannot hammer the identity provider."""
 
     def __init__(self, keys: PyJWKSet | None = None, url: str | None = None,
                  client: httpx.AsyncClient | None = None) -> None:
         self._keys = keys
         self._url = url
         self._client = client
-        self._fetched_at = 0.0
+        self._loaded_at = 0.0
+        self._forced_at = -JWKS_REFETCH_INTERVAL
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -66,9 +70,11 @@ class KeySet:
         return cls(PyJWKSet.from_dict(json.loads(path.read_text("utf-8"))))
 
     async def get(self, kid: str | None) -> PyJWK:
+        if self._url is not None and (self._keys is None or time.monotonic() - self._loaded_at > JWKS_LIFESPAN):
+            await self._refresh(forced=False)
         key = self._find(kid)
-        if key is None and self._url is not None:
-            await self._refresh()
+        if key is None and self._url is not None and time.monotonic() - self._forced_at >= JWKS_REFETCH_INTERVAL:
+            await self._refresh(forced=True)
             key = self._find(kid)
         if key is None:
             raise TokenError("token is signed with an unknown key")
@@ -80,18 +86,26 @@ class KeySet:
             return keys[0]
         return next((k for k in keys if k.key_id == kid), None)
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, forced: bool) -> None:
         async with self._lock:
-            if time.monotonic() - self._fetched_at < JWKS_REFETCH_INTERVAL and self._keys is not None:
+            now = time.monotonic()
+            if forced and now - self._forced_at < JWKS_REFETCH_INTERVAL:
                 return
-            self._fetched_at = time.monotonic()
-            assert self._client is not None and self._url is not None
+            if not forced and self._keys is not None and now - self._loaded_at <= JWKS_LIFESPAN:
+                return
+            if forced:
+                self._forced_at = now
+            if self._client is None or self._url is None:
+                return
             try:
                 response = await self._client.get(self._url)
                 response.raise_for_status()
                 self._keys = PyJWKSet.from_dict(response.json())
+                self._loaded_at = now
             except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
-                raise TokenError("signing keys are unavailable", status=503, error="temporarily_unavailable") from exc
+                if self._keys is None:
+                    raise TokenError("signing keys are unavailable", status=503,
+                                     error="temporarily_unavailable") from exc
 
 
 class TokenVerifier:

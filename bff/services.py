@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from bff.audit import AuditLog
 from bff.auth import TokenVerifier
 from bff.breakers import Breakers
 from bff.cache import AppointmentCache
@@ -15,6 +16,7 @@ from bff.gateway import Gateway
 from bff.ids import Ids
 from bff.metrics import Metrics
 from bff.people import People
+from bff.ratelimit import RateLimiter
 from bff.settings import Settings
 from bff.sources import SourcesFile
 
@@ -35,3 +37,5 @@ class Services:
     breakers: Breakers
     cancellations: CancellationService
     events: EventHub
+    audit: AuditLog
+    rate_limiter: RateLimiter

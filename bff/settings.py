@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_REQUEST_DEADLINE = 4.0
 DEFAULT_BREAKER_THRESHOLD = 5
 DEFAULT_BREAKER_COOLDOWN = 30.0
+DEFAULT_RATE_LIMIT = 120
+"""Requests per person per minute; 0 turns the limit off."""
+DEFAULT_MAX_BODY = 64 * 1024
 DEFAULT_CANCEL_POLL_INTERVAL = 5.0
 DEFAULT_CANCEL_POLL_AFTER = 60.0
 SANDBOX_ID_SECRET = "sandbox-only-id-secret-never-use-in-production"
@@ -46,6 +49,10 @@ class Settings(BaseSettings):
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD
     breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
+    oidc_require_at_jwt: bool = False
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = DEFAULT_RATE_LIMIT
+    max_body_bytes: int = DEFAULT_MAX_BODY
     cancel_poll_interval: float = DEFAULT_CANCEL_POLL_INTERVAL
     cancel_poll_after: float = DEFAULT_CANCEL_POLL_AFTER
     log_level: str = "INFO"
@@ -63,6 +70,10 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError(f"production profile needs {', '.join(missing)}")
         return self
+
+    @property
+    def production(self) -> bool:
+        return self.profile is Profile.PRODUCTION
 
     @property
     def uses_dev_issuer(self) -> bool:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from bff.cancel_store import CancellationRecord
+from bff.cancellation import Target
 from bff.errors import BadInput, PublicError
 from bff.events import valid_cursor
 from resolvers.context import Info
@@ -109,9 +110,20 @@ class Mutation:
         from resolvers.query import find_target
 
         ctx = info.context
-        outcome = await ctx.services.cancellations.request(
-            ctx.viewer.pid, str(input.appointment_id), key, input.reason,
-            lambda: find_target(info, str(input.appointment_id)))
+        found: list[Target] = []
+
+        async def find() -> Target | None:
+            target = await find_target(info, str(input.appointment_id))
+            found.extend([target] if target else [])
+            return target
+
+        outcome = await ctx.services.cancellations.request(ctx.viewer.pid, str(input.appointment_id), key,
+                                                           input.reason, find)
+        subject = outcome.record.subject_pid if outcome.record else found[0].subject_pid if found else None
+        if subject is not None:
+            await ctx.services.audit.record(ctx.viewer.pid, subject, "cancel",
+                                            outcome.record.status if outcome.record else outcome.code or "",
+                                            outcome.record.source_id if outcome.record else found[0].source.id)
         if outcome.record is None:
             return RequestCancellationPayload(request=None, errors=[
                 UserError(code=outcome.code or "INVALID_INPUT", message=outcome.message or "")])
@@ -135,6 +147,7 @@ class Subscription:
             raise PublicError("Logg inn først.", "UNAUTHENTICATED")
         if after is not None and not valid_cursor(after):
             raise BadInput('`after` must be "0" or a cursor from an earlier event.')
+        await ctx.services.audit.record(ctx.viewer.pid, ctx.viewer.pid, "subscribe", "ok", "cancellationUpdates")
         async for cursor, record in ctx.services.events.updates(ctx.viewer.pid, after):
             ctx.renew()
             yield CancellationEvent(cursor=cursor, request=cancellation_node(info, record))

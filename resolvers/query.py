@@ -166,6 +166,8 @@ async def find_appointment(info: Info, appointment_id: str) -> Appointment | Non
     if found is None:
         return None
     subject, source, appt, latest = found
+    ctx = info.context
+    await ctx.services.audit.record(ctx.viewer.pid, subject.pid, "read", "ok", source.id)
     return appointment_node(info, appt, source, _patient(info, subject), latest)
 
 
@@ -222,6 +224,8 @@ class Query:
         nodes = [appointment_node(info, a, sources[a.source_id], patient, latest.get((a.source_id, a.upstream_id)))
                  for a in page]
         edges = [AppointmentEdge(cursor=_cursor(info, a), node=n) for a, n in zip(page, nodes, strict=True)]
+        await ctx.services.audit.record(ctx.viewer.pid, subject.pid, "list", "ok",
+                                        ",".join(c.source.id for c in consulted))
         return AppointmentConnection(
             edges=edges, nodes=nodes, total_count=len(rows), sources=_source_results(consulted),
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),

@@ -113,8 +113,9 @@ class Bff:
 PEOPLE = cast(today())
 BERGEN_SECRET = next(s for s in load_sources(None, {"SANDBOX_URL": "http://sandbox"}).sources
                      if s.id == "bergen-kommune").webhook_secret
-FAST_WORKER = {"cancel_poll_interval": 0.2, "cancel_poll_after": 1.0}
-"""The test BFF's worker looks for pending requests every 0.2 s, polls after 1 s."""
+FAST_WORKER = {"cancel_poll_interval": 0.2, "cancel_poll_after": 1.0, "rate_limit_per_minute": 100_000}
+"""The test BFF's worker looks for pending requests every 0.2 s, polls after 1 s; the
+per-person rate limit is out of the way (its own test sets a low one)."""
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,47 @@
+"""The audit log: every read and every cancellation of a person's data, as a Redis
+Stream per person (the subject), so the citizen-facing access log ("who has seen my
+appointments") can be built from it. Actor and subject are keyed pseudonyms; no health
+detail is written. When Redis cannot take an entry it is written to the log instead, so
+no access goes unrecorded."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bff.ids import Ids
+
+log = structlog.get_logger(__name__)
+AUDIT_RETENTION = 400 * 24 * 3600
+"""Seconds audit entries are kept (more than a year)."""
+
+
+class AuditLog:
+    """Writes audit entries."""
+
+    def __init__(self, redis: Redis, prefix: str, ids: Ids) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._ids = ids
+
+    def stream_key(self, subject_pid: str) -> str:
+        return f"{self._prefix}:audit:{self._ids.pseudonym(subject_pid)}"
+
+    async def record(self, actor_pid: str, subject_pid: str, action: str, outcome: str, what: str = "") -> None:
+        """`action`: list, read, cancel, subscribe; `outcome`: ok, or a refusal code;
+        `what`: which sources or which object (ids, never content)."""
+        entry: dict[Any, Any] = {"actor": self._ids.pseudonym(actor_pid), "subject": self._ids.pseudonym(subject_pid),
+                 "action": action, "outcome": outcome, "what": what, "at": f"{time.time():.3f}"}
+        key = self.stream_key(subject_pid)
+        oldest = int((time.time() - AUDIT_RETENTION) * 1000)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(key, entry, minid=str(oldest), approximate=True)
+                pipe.expire(key, AUDIT_RETENTION)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("audit.fallback", error=type(exc).__name__, **entry)

@@ -1,0 +1,43 @@
+"""A per-person request limit kept in Redis (fixed one-minute windows, shared by every
+BFF process). When Redis is unreachable the limit is not enforced: the list must keep
+working, and the outage is visible in the metrics."""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from bff.ids import Ids
+
+log = structlog.get_logger(__name__)
+WINDOW = 60
+
+
+class RateLimiter:
+    """`allow(pid)` is False once a person has made `limit` requests this minute."""
+
+    def __init__(self, redis: Redis, prefix: str, ids: Ids, limit: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._ids = ids
+        self.limit = limit
+
+    async def allow(self, pid: str) -> tuple[bool, int]:
+        """Whether the request may go ahead, and the seconds until the window resets."""
+        window = int(time.time() // WINDOW)
+        key = f"{self._prefix}:rate:{self._ids.pseudonym(pid)}:{window}"
+        retry_after = WINDOW - int(time.time() % WINDOW)
+        if self.limit <= 0:
+            return True, retry_after
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, WINDOW * 2)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("ratelimit.redis_failed", error=type(exc).__name__)
+            return True, retry_after
+        return int(count) <= self.limit, retry_after

@@ -1,0 +1,161 @@
+"""Query limits, request limits, production switches, security headers, CORS, audit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from redis.asyncio import Redis
+
+from bff.ids import Ids
+from bff.sources import default_sources_text
+from tests.conftest import PEOPLE, TEST_REDIS_URL, Bff, Sandbox
+from tests.resolvers.queries import LIST, rows
+
+
+async def refused_before_resolvers(bff: Bff, sandbox: Sandbox, query: str) -> str:
+    await sandbox.clear()
+    response = await bff.post(query)
+    body = response.json()
+    assert body.get("data") is None, body
+    assert await sandbox.calls() == {}, "a resolver ran"
+    return str(body["errors"][0]["message"])
+
+
+async def test_too_deep_is_refused(bff: Bff, sandbox: Sandbox) -> None:
+    nested = "id"
+    for _ in range(6):
+        nested = f"cancellation {{ appointment {{ {nested} }} }}"
+    deep = f"{{ appointments {{ nodes {{ {nested} }} }} }}"
+    assert "exceeds maximum operation depth" in await refused_before_resolvers(bff, sandbox, deep)
+
+
+async def test_too_many_aliases_are_refused(bff: Bff, sandbox: Sandbox) -> None:
+    aliased = "{ " + " ".join(f"a{i}: sources {{ id }}" for i in range(40)) + " }"
+    assert "aliases" in (await refused_before_resolvers(bff, sandbox, aliased)).lower()
+
+
+async def test_too_many_tokens_are_refused(bff: Bff, sandbox: Sandbox) -> None:
+    long = "{ sources { " + " ".join(["id"] * 2100) + " } }"
+    assert "token" in (await refused_before_resolvers(bff, sandbox, long)).lower()
+
+
+async def test_too_expensive_is_refused_with_a_clear_message(bff: Bff, sandbox: Sandbox) -> None:
+    fields = "id title status start end kind organization department practitioner location { name address } " \
+             "source { id name kind } patient { name }"
+    costly = "{ " + " ".join(f"a{i}: appointments(first: 100) {{ nodes {{ {fields} }} edges {{ cursor }} }}"
+                              for i in range(5)) + " }"
+    message = await refused_before_resolvers(bff, sandbox, costly)
+    assert "too expensive" in message and "first" in message
+
+
+async def test_a_normal_client_query_is_well_within_the_cost_limit(bff: Bff) -> None:
+    assert len(rows(await bff.query(LIST, {"first": 100}))) == 10
+
+
+async def test_oversized_bodies_and_batches_are_refused(bff: Bff, sandbox: Sandbox) -> None:
+    headers = {"Authorization": f"Bearer {bff.token('asane')}", "content-type": "application/json"}
+    huge = json.dumps({"query": "{ sources { id } }", "variables": {"x": "y" * 70_000}})
+    response = await bff.http.post(f"{bff.url}/graphql", content=huge, headers=headers)
+    assert response.status_code == 413
+    await sandbox.clear()
+    batch = json.dumps([{"query": LIST}, {"query": LIST}])
+    response = await bff.http.post(f"{bff.url}/graphql", content=batch, headers=headers)
+    assert 400 <= response.status_code < 500
+    assert await sandbox.calls() == {}
+
+
+async def test_the_per_person_rate_limit_is_shared_and_answers_429(make_bff: Any) -> None:
+    limited = await make_bff(rate_limit_per_minute=3)
+    statuses = [(await limited.post("{ sources { id } }", who="nobody")).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = await limited.post("{ sources { id } }", who="nobody")
+    assert int(response.headers["retry-after"]) <= 60
+    assert response.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert (await limited.post("{ sources { id } }", who="gp_other")).status_code == 200
+
+
+@pytest.fixture
+async def production(make_bff: Any, tmp_path: Path) -> Bff:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "p1", "alg": "RS256"}]}))
+    (tmp_path / "sources.toml").write_text(default_sources_text())
+    bff: Bff = await make_bff(profile="production", sources=tmp_path / "sources.toml", id_secret="prod-secret",
+                              oidc_issuer="https://idp.prod", oidc_jwks_file=tmp_path / "jwks.json",
+                              redis_url=TEST_REDIS_URL)
+    token = jwt.encode({"pid": PEOPLE["asane"].pid, "acr": "idporten-loa-high", "iss": "https://idp.prod",
+                        "aud": "timeavtaler-bff", "iat": 0, "exp": 4_000_000_000}, key, algorithm="RS256",
+                       headers={"kid": "p1", "typ": "at+jwt"})
+    bff.token = lambda who, acr="": token  # type: ignore[method-assign]
+    return bff
+
+
+async def test_production_turns_off_introspection_suggestions_and_graphiql(production: Bff) -> None:
+    introspection = (await production.post("{ __schema { types { name } } }")).json()
+    assert introspection.get("data") is None
+    assert "introspection" in introspection["errors"][0]["message"].lower()
+    typo = (await production.post("{ appointmnts { totalCount } }")).json()
+    assert "Did you mean" not in typo["errors"][0]["message"]
+    page = await production.http.get(f"{production.url}/graphql", headers={"Accept": "text/html"})
+    assert "graphiql" not in page.text.lower()
+    assert (await production.post("{ sources { id } }")).json()["data"]["sources"]
+
+
+async def test_the_sandbox_keeps_suggestions_and_introspection(bff: Bff) -> None:
+    typo = (await bff.post("{ appointmnts { totalCount } }")).json()
+    assert "Did you mean" in typo["errors"][0]["message"]
+    assert (await bff.query("{ __schema { queryType { name } } }"))["__schema"]["queryType"]["name"] == "Query"
+
+
+async def test_security_headers_on_every_response(bff: Bff) -> None:
+    responses = [
+        await bff.http.get(f"{bff.url}/healthz"),
+        await bff.post("{ sources { id } }"),
+        await bff.http.post(f"{bff.url}/graphql", json={"query": "{ sources { id } }"}),
+        await bff.http.post(f"{bff.url}/webhooks/bergen-kommune", content=b"{}"),
+    ]
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert "x-request-id" in response.headers
+
+
+async def test_cors_allows_only_listed_origins(make_bff: Any) -> None:
+    portal = await make_bff(cors_origins=["https://portal.example"])
+    ok = await portal.http.options(f"{portal.url}/graphql", headers={
+        "Origin": "https://portal.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert ok.headers["access-control-allow-origin"] == "https://portal.example"
+    evil = await portal.http.options(f"{portal.url}/graphql", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in evil.headers
+
+
+async def test_reads_and_cancellations_are_audited_with_pseudonyms(bff: Bff) -> None:
+    listed = rows(await bff.query(LIST, who="asane"))
+    await bff.query("query($id: ID!) { appointment(id: $id) { id } }", {"id": listed[0]["id"]}, who="asane")
+    reps = await bff.query("{ me { mayActFor { id name } } }", who="parent")
+    emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
+    await bff.query(LIST, {"on": emma}, who="parent")
+    ids = Ids(bff.settings.secret_for_ids)
+    redis = Redis.from_url(TEST_REDIS_URL)
+    try:
+        own = await redis.xrange(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['asane'].pid)}")
+        child = await redis.xrange(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['child_small'].pid)}")
+    finally:
+        await redis.aclose()
+    actions = [fields[b"action"] for _, fields in own]
+    assert actions[:2] == [b"list", b"read"]
+    entry = child[-1][1]
+    assert entry[b"action"] == b"list" and entry[b"actor"] == ids.pseudonym(PEOPLE["parent"].pid).encode()
+    assert b"helse-vest" in entry[b"what"]
+    flat = json.dumps([{k.decode(): v.decode() for k, v in f.items()} for _, f in own + child])
+    assert PEOPLE["asane"].pid not in flat and PEOPLE["parent"].pid not in flat
