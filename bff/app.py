@@ -20,7 +20,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.typevars import RootValue
 from strawberry.types.unset import UNSET, UnsetType
@@ -33,6 +32,7 @@ from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
 from bff.events import EventHub
 from bff.gateway import Gateway
+from bff.graphql_http import SpecCompliantGraphQL
 from bff.ids import Ids
 from bff.logs import RequestIdMiddleware
 from bff.metrics import Metrics
@@ -91,7 +91,7 @@ def _verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifier:
     return TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience, settings.oidc_require_at_jwt)
 
 
-class BffGraphQL(GraphQL[Context, RootValue]):
+class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
     """Strawberry's ASGI view with our context: the viewer, per-request loaders, deadline."""
 
     def decode_json(self, data: str | bytes) -> object:
@@ -103,8 +103,10 @@ class BffGraphQL(GraphQL[Context, RootValue]):
             raise json.JSONDecodeError("a GraphQL request is a JSON object", str(decoded)[:20], 0)
         return decoded
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: over a WebSocket Strawberry sends bytes as binary frames, which
+        # GraphQL WebSocket clients do not read.
+        return orjson.dumps(data).decode()
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         services: Services = request.app.state.services

@@ -18,6 +18,7 @@ DEFAULT_CANCEL_POLL_INTERVAL = 5.0
 DEFAULT_CANCEL_POLL_AFTER = 60.0
 SANDBOX_ID_SECRET = "sandbox-only-id-secret-never-use-in-production"
 DEV_ISSUER = "https://dev-issuer.timeavtaler.invalid"
+DEV_KEY_NAME = "dev-issuer-key.pem"
 DEFAULT_AUDIENCE = "timeavtaler-bff"
 
 
@@ -45,7 +46,7 @@ class Settings(BaseSettings):
     oidc_jwks_file: Path | None = None
     oidc_issuer: str | None = None
     oidc_audience: str = DEFAULT_AUDIENCE
-    dev_key_file: Path = Path(".bff-dev/issuer-key.pem")
+    dev_key_file: Path = Field(default_factory=lambda: Path.home() / ".cache" / "timeavtaler-bff" / DEV_KEY_NAME)
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD
     breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
