@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import httpx
@@ -12,12 +13,14 @@ import orjson
 import structlog
 from jwt import PyJWKSet
 from prometheus_client import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
@@ -25,14 +28,25 @@ from strawberry.http.typevars import RootValue
 from strawberry.types.unset import UNSET, UnsetType
 
 from bff.audit import AuditLog
-from bff.auth import KeySet, TokenError, TokenVerifier, Viewer, bearer_token, dev_jwks, load_dev_key
+from bff.auth import (
+    KeySet,
+    TokenError,
+    TokenVerifier,
+    Viewer,
+    bearer_token,
+    dev_jwks,
+    load_dev_key,
+    mint_dev_token,
+)
 from bff.breakers import Breakers
 from bff.cache import AppointmentCache
+from bff.calendar_export import calendar_endpoint
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
 from bff.events import EventHub
 from bff.gateway import Gateway
 from bff.graphql_http import SpecCompliantGraphQL
+from bff.ide import IdePage
 from bff.ids import Ids
 from bff.logs import RequestIdMiddleware
 from bff.metrics import Metrics
@@ -41,8 +55,10 @@ from bff.ratelimit import RateLimiter
 from bff.redis_conn import open_redis
 from bff.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.services import Services
-from bff.settings import DEV_ISSUER, Profile, Settings
+from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings
 from bff.sources import SourceConfig, SourcesFile, load_sources
+from bff.timez import today
+from bff.trusted import TrustedDocuments, operations_dir
 from bff.webhooks import webhook
 from bff.worker import CancellationWorker
 from connectors.base import AppointmentConnector, CancelConnector
@@ -56,6 +72,7 @@ from resolvers.schema import build_schema
 log = structlog.get_logger(__name__)
 POOL_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
 CONNECT_TIMEOUT = 1.0
+READY_TIMEOUT = 1.0
 
 
 def _client(timeout: float) -> httpx.AsyncClient:
@@ -92,7 +109,13 @@ def _verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifier:
 
 
 class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
-    """Strawberry's ASGI view with our context: the viewer, per-request loaders, deadline."""
+    """Strawberry's ASGI view with our context: the viewer, per-request loaders, deadline;
+    documents resolved (and, in production, restricted) through the trusted-documents
+    manifest, over POST, GET and WebSocket alike."""
+
+    def __init__(self, schema: Any, trusted: TrustedDocuments, **options: Any) -> None:
+        super().__init__(schema, **options)
+        self.trusted = trusted
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry answers JSONDecodeError with 400. orjson raises it for bodies that are
@@ -101,7 +124,19 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         decoded = orjson.loads(data)
         if not isinstance(decoded, dict | list):
             raise json.JSONDecodeError("a GraphQL request is a JSON object", str(decoded)[:20], 0)
+        if isinstance(decoded, dict) and decoded.get("type") in ("subscribe", "start"):
+            payload = decoded.get("payload")
+            return {**decoded, "payload": self.trusted.resolve(payload)} if isinstance(payload, dict) else decoded
+        if isinstance(decoded, dict) and "type" not in decoded:
+            return self.trusted.resolve(decoded)
         return decoded
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        return False  # AuthenticatedGraphQL serves our own IDE page, and only when asked for HTML
+
+    def parse_query_params(self, params: Any) -> dict[str, Any]:
+        parsed: dict[str, Any] = super().parse_query_params(params)
+        return self.trusted.resolve(parsed)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: over a WebSocket Strawberry sends bytes as binary frames, which
@@ -128,35 +163,75 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         return cast(UnsetType, UNSET)
 
 
+def _ide_token(settings: Settings) -> Callable[[], str | None]:
+    """A fresh dev token for the demo person on every page load (dev issuer only)."""
+    if not settings.uses_dev_issuer:
+        return lambda: None
+
+    def token() -> str:
+        from bff.sandbox.cast import cast
+
+        person = cast(today())[DEMO_PERSON]
+        return mint_dev_token(load_dev_key(settings.dev_key_file), person.pid, issuer=DEV_ISSUER,
+                              audience=settings.oidc_audience)
+
+    return token
+
+
 def _wants_ide(scope: Scope) -> bool:
     headers = dict(scope.get("headers") or [])
+    query_string = scope.get("query_string", b"")
     return scope["method"] == "GET" and b"text/html" in headers.get(b"accept", b"") and \
-        b"query=" not in scope.get("query_string", b"")
+        b"query=" not in query_string and b"documentId=" not in query_string and b"extensions=" not in query_string
 
 
 class AuthenticatedGraphQL:
-    """Verifies the bearer token before any GraphQL work: no token, no answer (401)."""
+    """Verifies the bearer token before any GraphQL work: no token, no answer (401).
+    A browser asking for HTML gets the GraphiQL page instead (sandbox profile)."""
 
-    def __init__(self, view: BffGraphQL, ide: bool) -> None:
+    def __init__(self, view: BffGraphQL, ide: IdePage | None) -> None:
         self.view = view
         self.ide = ide
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not (self.ide and _wants_ide(scope)):
-            services: Services = scope["app"].state.services
-            try:
-                headers = dict(scope.get("headers") or [])
-                token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
-                viewer = await services.verifier.verify(token)
-            except TokenError as exc:
-                await _refuse(exc)(scope, receive, send)
+        if scope["type"] == "http" and self.ide is not None and _wants_ide(scope):
+            await self.ide.render()(scope, receive, send)
+            return
+        if scope["type"] == "http":
+            refusal = await authenticate(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
                 return
-            allowed, retry_after = await services.rate_limiter.allow(viewer.pid)
-            if not allowed:
-                await _too_many(retry_after)(scope, receive, send)
-                return
-            scope.setdefault("state", {})["viewer"] = viewer
         await self.view(scope, receive, send)
+
+
+async def authenticate(scope: Scope) -> Response | None:
+    """Verify the bearer token and the person's rate limit; on success the viewer is put
+    in the request's state and None returned, else the refusal to send."""
+    services: Services = scope["app"].state.services
+    try:
+        headers = dict(scope.get("headers") or [])
+        token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
+        viewer = await services.verifier.verify(token)
+    except TokenError as exc:
+        return _refuse(exc)
+    allowed, retry_after = await services.rate_limiter.allow(viewer.pid)
+    if not allowed:
+        return _too_many(retry_after)
+    scope.setdefault("state", {})["viewer"] = viewer
+    return None
+
+
+def _calendar(view: BffGraphQL) -> Callable[[Request], Awaitable[Response]]:
+    async def execute(request: Request, query: str, variables: dict[str, Any]) -> Any:
+        context = await view.get_context(request, Response())
+        return await view.schema.execute(query, variable_values=variables, context_value=context)
+
+    async def endpoint(request: Request) -> Response:
+        refusal = await authenticate(request.scope)
+        return refusal or await calendar_endpoint(request, execute)
+
+    return endpoint
 
 
 def _refuse(exc: TokenError) -> Response:
@@ -176,6 +251,18 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def readyz(request: Request) -> Response:
+    """Ready when Redis answers (the sources file was read at start-up, or we would not run)."""
+    services: Services = request.app.state.services
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await services.redis.ping()
+    except (TimeoutError, RedisError, OSError) as exc:
+        return JSONResponse({"status": "unavailable", "redis": type(exc).__name__,
+                             "sources": len(services.catalogue.sources)}, status_code=503)
+    return JSONResponse({"status": "ready", "redis": "ok", "sources": len(services.catalogue.sources)})
+
+
 async def metrics(request: Request) -> Response:
     services: Services = request.app.state.services
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -185,8 +272,10 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -
     """The BFF as a Starlette app. `variables` fill `${…}` in the sources file (the
     embedded default passes the sandbox's address)."""
     catalogue = load_sources(settings.sources, variables)
-    ide = settings.profile is Profile.SANDBOX
-    view = BffGraphQL(build_schema(settings.production), graphql_ide="graphiql" if ide else None)
+    only_trusted = settings.production if settings.trusted_documents_only is None else settings.trusted_documents_only
+    trusted = TrustedDocuments.load(settings.trusted_documents, enforce=only_trusted)
+    view = BffGraphQL(build_schema(settings.production), trusted, graphql_ide=None)
+    ide = IdePage(operations_dir(), _ide_token(settings)) if settings.profile is Profile.SANDBOX else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -203,9 +292,11 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -
             yield {}
 
     endpoint = AuthenticatedGraphQL(view, ide)
-    routes = [Route("/graphql", endpoint, methods=["GET", "POST"]), WebSocketRoute("/graphql", endpoint),
+    ide_assets = [Mount("/graphiql", StaticFiles(packages=[("bff", "static/graphiql")]))] if ide else []
+    routes = [*ide_assets, Route("/graphql", endpoint, methods=["GET", "POST"]), WebSocketRoute("/graphql", endpoint),
               Route("/webhooks/{source_id}", webhook, methods=["POST"]),
-              Route("/healthz", healthz), Route("/metrics", metrics)]
+              Route("/calendar.ics", _calendar(view), methods=["GET"]),
+              Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware),

@@ -1,4 +1,4 @@
-"""`bff serve`, `bff token`, `bff watch`, `bff export-schema`, `bff sandbox`."""
+"""`bff serve`, `bff token`, `bff watch`, `bff export-schema`, `bff manifest`, `bff sandbox`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bff.auth import load_dev_key, mint_dev_token
-from bff.settings import DEV_ISSUER, Profile, Settings
-
-DEMO_PERSON = "asane"
+from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings
 
 
 def _token(settings: Settings, pid: str, acr: str) -> str:
@@ -110,6 +108,15 @@ def _cmd_token(args: argparse.Namespace) -> None:
     print(_token(settings, pid, args.acr))
 
 
+def _cmd_manifest(args: argparse.Namespace) -> None:
+    from bff.trusted import build_manifest, default_manifest_path, operations_dir, render_manifest
+
+    target = Path(args.output) if args.output else default_manifest_path()
+    documents = build_manifest(Path(args.operations) if args.operations else operations_dir())
+    target.write_text(render_manifest(documents), "utf-8")
+    print(f"wrote {len(documents)} trusted documents to {target}")
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from resolvers.schema import build_schema
 
@@ -171,6 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("--list", action="store_true", help="list the sandbox people")
     export = sub.add_parser("export-schema", help="write the GraphQL SDL")
     export.add_argument("--output", default="schema.graphql")
+    manifest = sub.add_parser("manifest", help="write the trusted-documents manifest from the .graphql files")
+    manifest.add_argument("--operations", help="folder of .graphql files (default: bff/trusted/operations)")
+    manifest.add_argument("--output", help="manifest path (default: bff/trusted/manifest.json)")
     watch = sub.add_parser("watch", help="print cancellation outcomes live (sandbox person or token)")
     watch.add_argument("--url", default="http://127.0.0.1:8000")
     watch.add_argument("--person", default=DEMO_PERSON, help="a sandbox person's handle")
@@ -189,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         _cmd_token(args)
     elif args.command == "export-schema":
         _cmd_export(args)
+    elif args.command == "manifest":
+        _cmd_manifest(args)
     elif args.command == "watch":
         bearer = args.token or _token(Settings(), _person_pid(args.person), "idporten-loa-high")
         with contextlib.suppress(KeyboardInterrupt):

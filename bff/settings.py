@@ -19,6 +19,8 @@ DEFAULT_CANCEL_POLL_AFTER = 60.0
 SANDBOX_ID_SECRET = "sandbox-only-id-secret-never-use-in-production"
 DEV_ISSUER = "https://dev-issuer.timeavtaler.invalid"
 DEV_KEY_NAME = "dev-issuer-key.pem"
+DEMO_PERSON = "asane"
+"""The sandbox person whose token `bff serve` prints and GraphiQL fills in."""
 DEFAULT_AUDIENCE = "timeavtaler-bff"
 
 
@@ -51,6 +53,9 @@ class Settings(BaseSettings):
     breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD
     breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
     oidc_require_at_jwt: bool = False
+    trusted_documents: Path | None = None
+    trusted_documents_only: bool | None = None
+    """Run only manifest documents; default: in the production profile."""
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT
     max_body_bytes: int = DEFAULT_MAX_BODY

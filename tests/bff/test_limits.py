@@ -79,15 +79,14 @@ async def test_the_per_person_rate_limit_is_shared_and_answers_429(make_bff: Any
     assert (await limited.post("{ sources { id } }", who="gp_other")).status_code == 200
 
 
-@pytest.fixture
-async def production(make_bff: Any, tmp_path: Path) -> Bff:
+async def production_bff(make_bff: Any, tmp_path: Path, **overrides: Any) -> Bff:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "p1", "alg": "RS256"}]}))
     (tmp_path / "sources.toml").write_text(default_sources_text())
     bff: Bff = await make_bff(profile="production", sources=tmp_path / "sources.toml", id_secret="prod-secret",
                               oidc_issuer="https://idp.prod", oidc_jwks_file=tmp_path / "jwks.json",
-                              redis_url=TEST_REDIS_URL)
+                              redis_url=TEST_REDIS_URL, **overrides)
     token = jwt.encode({"pid": PEOPLE["asane"].pid, "acr": "idporten-loa-high", "iss": "https://idp.prod",
                         "aud": "timeavtaler-bff", "iat": 0, "exp": 4_000_000_000}, key, algorithm="RS256",
                        headers={"kid": "p1", "typ": "at+jwt"})
@@ -95,7 +94,15 @@ async def production(make_bff: Any, tmp_path: Path) -> Bff:
     return bff
 
 
-async def test_production_turns_off_introspection_suggestions_and_graphiql(production: Bff) -> None:
+@pytest.fixture
+async def production(make_bff: Any, tmp_path: Path) -> Bff:
+    return await production_bff(make_bff, tmp_path)
+
+
+async def test_production_turns_off_introspection_suggestions_and_graphiql(make_bff: Any, tmp_path: Path) -> None:
+    # Raw queries are refused in production anyway (trusted documents only); switch that off
+    # to see the schema-level protections underneath.
+    production = await production_bff(make_bff, tmp_path, trusted_documents_only=False)
     introspection = (await production.post("{ __schema { types { name } } }")).json()
     assert introspection.get("data") is None
     assert "introspection" in introspection["errors"][0]["message"].lower()

@@ -1,0 +1,23 @@
+"""An app factory for running several uvicorn workers (or hosts) against one Redis:
+
+    REDIS_URL=redis://… uvicorn --factory bff.asgi:app --workers 4
+
+Settings come from the environment as for `bff serve`. With the built-in sources file,
+point `BFF_SANDBOX_URL` at providers started with `bff sandbox`."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from bff.app import create_app
+from bff.logs import configure_logging
+from bff.settings import Settings
+
+
+def app() -> Starlette:
+    settings = Settings()
+    if not settings.redis_url:
+        raise SystemExit("bff.asgi needs REDIS_URL: processes share their state through one Redis "
+                         "(bff serve uses an embedded Redis for a single process)")
+    configure_logging(settings.log_level)
+    return create_app(settings, {"SANDBOX_URL": settings.sandbox_url} if settings.sandbox_url else {})
