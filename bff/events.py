@@ -18,6 +18,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from bff.cancel_store import CancellationRecord, CancellationStore
+from bff.tasks import stop
 
 log = structlog.get_logger(__name__)
 SAFETY_POLL = 10.0
@@ -41,26 +42,25 @@ class EventHub:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._stopping = True
+        await stop(self._task)
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 await self._pubsub.subscribe(self._own_channel, *self._waiters)
                 self._wake_all()
-                while True:
+                while not self._stopping:
                     message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message.get("type") == "message":
                         self._wake(_text(message["channel"]))

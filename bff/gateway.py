@@ -33,6 +33,7 @@ from bff.domain import Appointment
 from bff.metrics import Metrics
 from bff.singleflight import SingleFlight
 from bff.sources import SourceConfig
+from bff.tasks import stop
 from bff.timez import OSLO, start_of_day
 from connectors.base import AppointmentConnector, FetchResult, SourceUnavailable, UpstreamError, Window
 
@@ -109,8 +110,7 @@ class Gateway:
     async def aclose(self) -> None:
         """Stop background refreshes (at shutdown)."""
         for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+            await stop(task)
 
     async def fetch(self, source: SourceConfig, pids: Sequence[str], history: bool, today: date,
                     deadline: float) -> dict[str, SourceOutcome]:

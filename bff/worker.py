@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
+from bff.tasks import stop
 
 log = structlog.get_logger(__name__)
 LEASE_NAME = "cancellation-worker"
@@ -29,21 +30,21 @@ class CancellationWorker:
         self._interval = interval
         self._poll_after = poll_after
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def aclose(self) -> None:
+        self._stopping = True
+        await stop(self._task)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
             with contextlib.suppress(RedisError, OSError):
                 await self._store.leases.give_back(LEASE_NAME)
 
     async def _run(self) -> None:
         lease_ms = int(self._interval * 3000)
-        while True:
+        while not self._stopping:
             try:
                 if await self._store.leases.take(LEASE_NAME, lease_ms):
                     await self.sweep()
