@@ -81,14 +81,16 @@ async def represented_persons(info: Info, pid: str) -> list[Person]:
 
 
 def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig, patient: Person,
-                     latest: CancellationRecord | None) -> Appointment:
+                     latest: CancellationRecord | None, owner: str | None = None,
+                     source_node: Source | None = None) -> Appointment:
     ids = info.context.services.ids
+    owner = owner or ids.pseudonym(appt.patient_pid)
     open_request = latest is not None and latest.status in (PENDING, ACCEPTED)
     location = Location(name=appt.location_name, address=appt.location_address) \
         if appt.location_name or appt.location_address else None
     return Appointment(
-        id=strawberry.ID(ids.encode("A", source.id, appt.upstream_id, ids.pseudonym(appt.patient_pid))),
-        source=Source.of(source), patient=patient, status=appt.status, confirmed=appt.confirmed,
+        id=strawberry.ID(ids.encode("A", source.id, appt.upstream_id, owner)),
+        source=source_node or Source.of(source), patient=patient, status=appt.status, confirmed=appt.confirmed,
         start=appt.start, end=appt.end, title=appt.title, kind=appt.kind, service=appt.service,
         visit_kind=appt.visit_kind, organization=appt.organization, department=appt.department,
         location=location, practitioner=appt.practitioner, cancelled_by=appt.cancelled_by,
@@ -97,8 +99,12 @@ def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig,
     )
 
 
+def _position(appt: domain.Appointment) -> tuple[str, str, str]:
+    return appt.start.isoformat(), appt.source_id, appt.upstream_id
+
+
 def _cursor(info: Info, appt: domain.Appointment) -> str:
-    return info.context.services.ids.encode("K", appt.start.isoformat(), appt.source_id, appt.upstream_id)
+    return info.context.services.ids.encode("K", *_position(appt))
 
 
 def _after(info: Info, after: str | None) -> tuple[datetime, str, str] | None:
@@ -221,14 +227,16 @@ class Query:
         page, more = page_after(rows, position, first)
         patient = _patient(info, subject)
         sources = {c.source.id: c.source for c in consulted}
-        nodes = [appointment_node(info, a, sources[a.source_id], patient, latest.get((a.source_id, a.upstream_id)))
-                 for a in page]
-        edges = [AppointmentEdge(cursor=_cursor(info, a), node=n) for a, n in zip(page, nodes, strict=True)]
+        source_nodes = {c.source.id: Source.of(c.source) for c in consulted}
+        owner = ctx.services.ids.pseudonym(subject.pid)
+        nodes = [appointment_node(info, a, sources[a.source_id], patient, latest.get((a.source_id, a.upstream_id)),
+                                  owner, source_nodes[a.source_id]) for a in page]
+        edges = [AppointmentEdge(node=n, position=_position(a)) for a, n in zip(page, nodes, strict=True)]
         await ctx.services.audit.record(ctx.viewer.pid, subject.pid, "list", "ok",
                                         ",".join(c.source.id for c in consulted))
         return AppointmentConnection(
             edges=edges, nodes=nodes, total_count=len(rows), sources=_source_results(consulted),
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=PageInfo(has_next_page=more, end_cursor=_cursor(info, page[-1]) if page else None),
         )
 
     @strawberry.field(description="One appointment by id; null when unknown or not yours to see.")

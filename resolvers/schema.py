@@ -6,12 +6,12 @@ import strawberry
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.cancellation import Mutation, Subscription
@@ -25,6 +25,15 @@ MAX_TOKENS = 2000
 PARSER_CACHE_SIZE = 256
 
 
+LIMIT_RULES = (
+    depth_validator(MAX_DEPTH, None, None),
+    alias_validator(MAX_ALIASES),
+    CostLimitRule,
+)
+"""Created once, so the validation cache (keyed by the rule classes) hits on every repeat
+of a document; limiter extensions built per request would each make new classes."""
+
+
 def build_schema(production: bool = False) -> strawberry.Schema:
     """The GraphQL schema; `bff export-schema` prints it as SDL. In production,
     introspection and "did you mean" suggestions are off."""
@@ -36,10 +45,8 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=production),
         extensions=[
             *hardening,
-            lambda: AddValidationRules([CostLimitRule]),
+            lambda: AddValidationRules(list(LIMIT_RULES)),
             PublicErrors,
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: ParserCache(maxsize=PARSER_CACHE_SIZE),
             lambda: ValidationCache(maxsize=PARSER_CACHE_SIZE),

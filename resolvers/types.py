@@ -125,8 +125,13 @@ class Appointment(Node):
 
 @strawberry.type(description="A list position.")
 class AppointmentEdge:
-    cursor: str = strawberry.field(description="Pass as `after` to continue after this row.")
     node: Appointment = strawberry.field(description="The appointment.")
+    position: strawberry.Private[tuple[str, str, str]]
+
+    @strawberry.field(description="Pass as `after` to continue after this row.")
+    def cursor(self, info: strawberry.Info) -> str:
+        # Made only when asked for: it costs an encryption per row.
+        return str(info.context.services.ids.encode("K", *self.position))
 
 
 @strawberry.type(description="Pagination state.")

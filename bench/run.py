@@ -1,0 +1,324 @@
+"""The benchmark: the BFF side by side with a hand-written baseline, in one run.
+
+    python -m bench.run            # full run (about two minutes), prints a table,
+                                   # writes bench/results/<timestamp>.json and latest.json
+    python -m bench.run --quick    # shorter runs, for a smoke test
+
+Needs wrk (Debian package `wrk`) and a Redis (REDIS_URL, else 127.0.0.1:6379).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bff.auth import load_dev_key, mint_dev_token
+from bff.sandbox.pids import synthetic_pid
+from bff.settings import DEFAULT_AUDIENCE, DEV_ISSUER
+
+ROOT = Path(__file__).resolve().parent
+LATENCY_MS = 50.0
+JITTER_MS = 5.0
+QUERY = ("query Bench($first: Int) { appointments(first: $first) { totalCount nodes { id title status start end kind "
+         "organization department location { name address } source { id name } } } }")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pids(count: int, offset: int) -> list[str]:
+    found: list[str] = []
+    seen: set[str] = set()
+    day = date(1950, 1, 1).toordinal() + offset
+    serial = 0
+    while len(found) < count:
+        pid = synthetic_pid(date.fromordinal(day + len(found) % 20000), serial)
+        serial = (serial + 7) % 500
+        if pid not in seen:
+            seen.add(pid)
+            found.append(pid)
+    return found
+
+
+def wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+class Bench:
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.seconds = 3 if quick else 8
+        self.tmp = Path(tempfile.mkdtemp(prefix="bff-bench-"))
+        self.key_file = self.tmp / "dev-key.pem"
+        self.key = load_dev_key(self.key_file)
+        self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        self.redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.big = pids(20, 90_000)
+        self.ports = {"providers": free_port(), "bff": free_port(), "baseline": free_port()}
+        self.urls = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "REDIS_URL": self.redis_url, "BFF_REDIS_PREFIX": self.prefix,
+                "BFF_SOURCES": str(ROOT / "sources.toml"), "BFF_SANDBOX_URL": self.urls["providers"],
+                "BENCH_PROVIDERS": self.urls["providers"], "BFF_DEV_KEY_FILE": str(self.key_file),
+                "BFF_RATE_LIMIT_PER_MINUTE": "0", "BFF_LOG_LEVEL": "ERROR", "BENCH_BIG_PIDS": ",".join(self.big),
+                "BFF_MAX_BODY_BYTES": "65536"}
+
+    def start(self, stack: ExitStack) -> None:
+        py = sys.executable
+        commands = {
+            "providers": [py, "-m", "bench.providers", "--port", str(self.ports["providers"]),
+                          "--latency-ms", str(LATENCY_MS), "--jitter-ms", str(JITTER_MS)],
+            "bff": [py, "-m", "uvicorn", "--factory", "bff.asgi:app", "--port", str(self.ports["bff"]),
+                    "--log-level", "warning", "--no-access-log", "--ws", "websockets-sansio"],
+            "baseline": [py, "-m", "uvicorn", "--factory", "bench.baseline:app", "--port",
+                         str(self.ports["baseline"]), "--log-level", "warning", "--no-access-log"],
+        }
+        for name, command in commands.items():
+            self.procs[name] = subprocess.Popen(command, env=self.env(), cwd=ROOT.parent,
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stack.callback(self.procs[name].terminate)
+        wait_http(self.urls["providers"] + "/_admin/calls")
+        wait_http(self.urls["bff"] + "/healthz")
+        wait_http(self.urls["baseline"] + "/list")
+
+    def tokens(self, people: list[str], name: str) -> Path:
+        path = self.tmp / f"{name}.tokens"
+        path.write_text("\n".join(mint_dev_token(self.key, p, issuer=DEV_ISSUER, audience=DEFAULT_AUDIENCE)
+                                  for p in people) + "\n")
+        return path
+
+    def wrk(self, url: str, tokens: Path, first: int, connections: int, seconds: float) -> dict[str, Any]:
+        threads = 2
+        body = json.dumps({"query": QUERY, "variables": {"first": first}})
+        env = {**os.environ, "BENCH_TOKENS": str(tokens), "BENCH_BODY": body, "BENCH_THREADS": str(threads)}
+        out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{math.ceil(seconds)}s", "--timeout", "10s",
+                              "-s", str(ROOT / "wrk" / "list.lua"), url], env=env, capture_output=True, text=True,
+                             check=True).stdout
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+        for key in ("p50", "p95", "p99"):
+            result[f"{key}_ms"] = result.pop(f"{key}_us") / 1000
+        return result
+
+    def warm(self, tokens: Path, first: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            for token in tokens.read_text().split():
+                client.post(self.urls["bff"] + "/graphql", json={"query": QUERY, "variables": {"first": first}},
+                            headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+
+    def scenario_a(self) -> dict[str, Any]:
+        cold = self.tokens(pids(6000, 0), "cold")
+        bff = self.wrk(self.urls["bff"] + "/graphql", cold, 50, 8, self.seconds)
+        base = self.wrk(self.urls["baseline"] + "/list", cold, 50, 8, self.seconds)
+        return {"bff": bff, "baseline": base, "ratio_p50": bff["p50_ms"] / base["p50_ms"],
+                "over_slowest_upstream_ms": bff["p50_ms"] - LATENCY_MS}
+
+    def scenario_b(self) -> dict[str, Any]:
+        warm = self.tokens(pids(200, 20_000), "warm")
+        self.warm(warm, 50)
+        bff = self.wrk(self.urls["bff"] + "/graphql", warm, 50, 16, self.seconds)
+        base = self.wrk(self.urls["baseline"] + "/list-cached", warm, 50, 16, self.seconds)
+        return {"bff": bff, "baseline": base, "throughput_ratio": bff["rps"] / base["rps"],
+                "ratio_p50": bff["p50_ms"] / base["p50_ms"]}
+
+    def scenario_c(self) -> dict[str, Any]:
+        big = self.tokens(self.big, "big")
+        self.warm(big, 50)
+        bff = self.wrk(self.urls["bff"] + "/graphql", big, 50, 8, self.seconds)
+        base = self.wrk(self.urls["baseline"] + "/list-cached", big, 50, 8, self.seconds)
+        return {"bff": bff, "baseline": base, "rows": 84 * 5 + 30}
+
+    async def scenario_d(self) -> dict[str, Any]:
+        person = pids(1, 40_000)[0]
+        token = mint_dev_token(self.key, person, issuer=DEV_ISSUER, audience=DEFAULT_AUDIENCE)
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=100)) as client:
+            await client.delete(self.urls["providers"] + "/_admin/calls")
+            started = time.perf_counter()
+            answers = await asyncio.gather(*(client.post(
+                self.urls["bff"] + "/graphql", json={"query": QUERY, "variables": {"first": 50}},
+                headers={"Authorization": f"Bearer {token}"}) for _ in range(100)))
+            elapsed = time.perf_counter() - started
+            calls = (await client.get(self.urls["providers"] + "/_admin/calls")).json()
+        totals = {a.json()["data"]["appointments"]["totalCount"] for a in answers}
+        return {"requests": 100, "upstream_calls": calls, "distinct_answers": len(totals),
+                "wall_ms": elapsed * 1000, "one_per_source": all(v == 1 for v in calls.values())}
+
+    async def scenario_e(self) -> dict[str, Any]:
+        from redis.asyncio import Redis
+        from websockets.asyncio.client import connect
+
+        from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord, CancellationStore
+        from bff.ids import Ids
+        from bff.settings import SANDBOX_ID_SECRET
+
+        count = 200 if self.quick else 1000
+        people = pids(count, 50_000)
+        received: dict[str, float] = {}
+        ready = 0
+
+        async def subscriber(pid: str) -> None:
+            nonlocal ready
+            token = mint_dev_token(self.key, pid, issuer=DEV_ISSUER, audience=DEFAULT_AUDIENCE)
+            async with connect(self.urls["bff"].replace("http", "ws") + "/graphql",
+                               subprotocols=["graphql-transport-ws"], max_queue=None) as ws:  # type: ignore[list-item]
+                await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+                await ws.recv()
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+                    "query": "subscription { cancellationUpdates { cursor request { id status } } }"}}))
+                ready += 1
+                async for raw in ws:
+                    message = json.loads(raw)
+                    if message.get("type") == "next":
+                        received[pid] = time.time()
+                        return
+
+        tasks = [asyncio.create_task(subscriber(p)) for p in people]
+        while ready < count:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        redis = Redis.from_url(self.redis_url)
+        store = CancellationStore(redis, self.prefix, Ids(SANDBOX_ID_SECRET.encode()))
+        latencies = []
+        targets = random.sample(people, min(100, count))
+        for pid in targets:
+            record = CancellationRecord(str(uuid.uuid4()), pid, pid, "oslo-kommune", "v1", PENDING,
+                                        datetime.now().astimezone().isoformat())
+            await store.create(record)
+            decided = await store.decide(record.request_id, ACCEPTED, None, datetime.now().astimezone())
+            assert decided is not None
+            recorded = time.time()
+            await store.append_event(decided)
+            deadline = time.monotonic() + 5
+            while pid not in received and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)
+            latencies.append((received.get(pid, float("inf")) - recorded) * 1000)
+            await store.done(record.request_id)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await redis.aclose()
+        ordered = sorted(latencies)
+        pct = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+        return {"subscribers": count, "deliveries": len(latencies), "p50_ms": pct(0.50), "p95_ms": pct(0.95),
+                "p99_ms": pct(0.99), "mean_ms": statistics.fmean(latencies)}
+
+    def scenario_f(self, rps: float) -> dict[str, Any]:
+        warm = self.tokens(pids(200, 20_000), "warm")
+        pid = self.procs["bff"].pid
+        self.wrk(self.urls["bff"] + "/graphql", warm, 50, 16, max(1.0, 1000 / rps))
+        after_1k = rss_kib(pid)
+        target = 5000 if self.quick else 20000
+        result = self.wrk(self.urls["bff"] + "/graphql", warm, 50, 16, max(2.0, (target - 1000) / rps))
+        after = rss_kib(pid)
+        return {"rss_after_1k_kib": after_1k, "rss_after_kib": after, "requests_after": 1000 + result["requests"],
+                "growth": (after - after_1k) / after_1k}
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def table(results: dict[str, Any]) -> str:
+    a, b, c, d, e, f = (results[k] for k in "abcdef")
+    rows = [
+        ("(a) cold list, 6 sources × 30", a["bff"], a["baseline"],
+         f"p50 ratio {a['ratio_p50']:.2f}; p50 − slowest upstream {a['over_slowest_upstream_ms']:+.1f} ms"),
+        ("(b) warm list, 50 rows", b["bff"], b["baseline"],
+         f"throughput {b['throughput_ratio']:.0%} of baseline"),
+        ("(c) warm list, 500 rows", c["bff"], c["baseline"], ""),
+    ]
+    lines = ["| scenario | BFF p50 / p95 / p99 ms | BFF req/s | baseline p50 / p95 / p99 ms | baseline req/s | |",
+             "|---|---|---|---|---|---|"]
+    for name, bff, base, note in rows:
+        ours = f"{bff['p50_ms']:.1f} / {bff['p95_ms']:.1f} / {bff['p99_ms']:.1f}"
+        theirs = f"{base['p50_ms']:.1f} / {base['p95_ms']:.1f} / {base['p99_ms']:.1f}"
+        lines.append(f"| {name} | {ours} | {bff['rps']:.0f} | {theirs} | {base['rps']:.0f} | {note} |")
+    lines.append(f"| (d) 100 concurrent cold, one person | upstream calls {d['upstream_calls']} | | | | "
+                 f"one per source: {d['one_per_source']} |")
+    lines.append(f"| (e) {e['subscribers']} subscribers, delivery | {e['p50_ms']:.1f} / {e['p95_ms']:.1f} / "
+                 f"{e['p99_ms']:.1f} | | | | {e['deliveries']} deliveries |")
+    lines.append(f"| (f) RSS, {f['requests_after']} vs 1,000 requests | {f['rss_after_1k_kib'] / 1024:.0f} → "
+                 f"{f['rss_after_kib'] / 1024:.0f} MiB | | | | growth {f['growth']:+.1%} |")
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, Any]) -> dict[str, bool]:
+    a, b, c, d, e, f = (results[k] for k in "abcdef")
+    return {
+        "a: p50 <= slowest upstream + 5 ms": a["over_slowest_upstream_ms"] <= 5,
+        "a: p50 ratio to baseline <= 1.10": a["ratio_p50"] <= 1.10,
+        "b: p50 <= 2 ms": b["bff"]["p50_ms"] <= 2,
+        "b: throughput >= 50% of baseline": b["throughput_ratio"] >= 0.5,
+        "c: p50 <= 10 ms": c["bff"]["p50_ms"] <= 10,
+        "d: exactly one upstream call per source": d["one_per_source"],
+        "e: p99 delivery <= 100 ms": e["p99_ms"] <= 100,
+        "f: RSS growth <= 10%": f["growth"] <= 0.10,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    bench = Bench(args.quick)
+    with ExitStack() as stack:
+        bench.start(stack)
+        results: dict[str, Any] = {"a": bench.scenario_a(), "b": bench.scenario_b(), "c": bench.scenario_c(),
+                                   "d": asyncio.run(bench.scenario_d()), "e": asyncio.run(bench.scenario_e())}
+        results["f"] = bench.scenario_f(results["b"]["bff"]["rps"])
+    report = {"when": datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
+              "upstream_latency_ms": LATENCY_MS, "jitter_ms": JITTER_MS, "quick": args.quick,
+              "results": results, "targets": targets(results)}
+    out = ROOT / "results"
+    out.mkdir(exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for name in (f"{stamp}.json", "latest.json"):
+        (out / name).write_text(json.dumps(report, indent=2) + "\n")
+    print(table(results))
+    print()
+    for name, met in report["targets"].items():
+        print(f"{'met    ' if met else 'NOT MET'}  {name}")
+
+
+if __name__ == "__main__":
+    main()
