@@ -18,7 +18,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from bff.cancel_store import CancellationRecord, CancellationStore
-from bff.tasks import stop
+from bff.tasks import Background
 
 log = structlog.get_logger(__name__)
 SAFETY_POLL = 10.0
@@ -32,7 +32,7 @@ def valid_cursor(value: str) -> bool:
     return bool(CURSOR.match(value))
 
 
-class EventHub:
+class EventHub(Background):
     """Wakes this process's subscribers when their stream grows."""
 
     def __init__(self, redis: Redis, store: CancellationStore, prefix: str) -> None:
@@ -41,26 +41,20 @@ class EventHub:
         self._own_channel = f"{prefix}:cxl:hub:{uuid.uuid4().hex}"
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._pubsub: PubSub | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
 
     async def aclose(self) -> None:
-        self._stopping = True
-        await stop(self._task)
+        await self.stop_loop()
         if self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while not self.stopping:
             try:
                 self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 await self._pubsub.subscribe(self._own_channel, *self._waiters)
                 self._wake_all()
-                while not self._stopping:
+                while not self.stopping:
                     message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message.get("type") == "message":
                         self._wake(_text(message["channel"]))

@@ -14,13 +14,13 @@ from redis.exceptions import RedisError
 
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
-from bff.tasks import stop
+from bff.tasks import Background
 
 log = structlog.get_logger(__name__)
 LEASE_NAME = "cancellation-worker"
 
 
-class CancellationWorker:
+class CancellationWorker(Background):
     """Runs `sweep()` every `interval` seconds while this process holds the lease."""
 
     def __init__(self, service: CancellationService, store: CancellationStore, interval: float,
@@ -29,22 +29,15 @@ class CancellationWorker:
         self._store = store
         self._interval = interval
         self._poll_after = poll_after
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
 
     async def aclose(self) -> None:
-        self._stopping = True
-        await stop(self._task)
-        if self._task is not None:
+        if await self.stop_loop():
             with contextlib.suppress(RedisError, OSError):
                 await self._store.leases.give_back(LEASE_NAME)
 
     async def _run(self) -> None:
         lease_ms = int(self._interval * 3000)
-        while not self._stopping:
+        while not self.stopping:
             try:
                 if await self._store.leases.take(LEASE_NAME, lease_ms):
                     await self.sweep()
