@@ -21,7 +21,8 @@ from connectors.base import (
     read_json,
     send,
 )
-from connectors.fhir_mapping import FNR_SYSTEM, appointments_in, iter_entries
+from connectors.fhir_mapping import FNR_SYSTEM, appointments_in
+from connectors.fhir_refs import iter_entries
 
 PAGE_SIZE = 100
 MAX_PAGES = 50

@@ -7,13 +7,13 @@ Pure functions over parsed JSON: no I/O. References are resolved against the res
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from bff.domain import Appointment, AppointmentKind, AppointmentStatus, CancelledBy
 from bff.timez import parse_instant
+from connectors.fhir_refs import BundleIndex, Resolver, Resource, iter_entries
 
 FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
 DNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.2"
@@ -46,67 +46,8 @@ APPOINTMENT_TYPE_TITLES = {
 }
 CHANNEL_KINDS = {"url": AppointmentKind.VIDEO, "phone": AppointmentKind.PHONE}
 
-Resource = Mapping[str, Any]
-
-
 class Unreadable(ValueError):
     """One resource could not be mapped; the caller counts and skips it."""
-
-
-@dataclass(frozen=True, slots=True)
-class BundleIndex:
-    """Entries of one response, addressable by `fullUrl` and by `Type/id`."""
-
-    entries: Mapping[str, Resource]
-
-    @classmethod
-    def of(cls, resources: Iterable[tuple[str | None, Resource]]) -> BundleIndex:
-        index: dict[str, Resource] = {}
-        for full_url, resource in resources:
-            if full_url:
-                index[full_url] = resource
-            if resource.get("resourceType") and resource.get("id"):
-                index[f"{resource['resourceType']}/{resource['id']}"] = resource
-        return cls(index)
-
-    def find(self, reference: str) -> Resource | None:
-        if reference in self.entries:
-            return self.entries[reference]
-        parts = reference.rstrip("/").split("/")
-        return self.entries.get("/".join(parts[-2:])) if len(parts) >= 2 else None
-
-
-def iter_entries(bundle: Any) -> Iterator[tuple[str | None, Resource]]:
-    """The (fullUrl, resource) pairs of a Bundle, skipping malformed entries."""
-    for entry in bundle.get("entry") or ():
-        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
-            yield entry.get("fullUrl"), entry["resource"]
-
-
-class Resolver:
-    """Resolves references from one Appointment: contained first, then the Bundle."""
-
-    def __init__(self, appointment: Resource, bundle: BundleIndex) -> None:
-        self._contained = {
-            str(r.get("id")): r for r in appointment.get("contained") or () if isinstance(r, dict)
-        }
-        self._bundle = bundle
-
-    def resolve(self, reference: Any) -> Resource | None:
-        ref = reference.get("reference") if isinstance(reference, dict) else None
-        if not isinstance(ref, str) or not ref:
-            return None
-        if ref.startswith("#"):
-            return self._contained.get(ref[1:])
-        _, _, tail = ref.rpartition("/")
-        local = self._contained.get(tail)
-        if local is not None and ref.endswith(f"{local.get('resourceType')}/{tail}"):
-            return local
-        return self._bundle.find(ref)
-
-    def all_resources(self) -> Iterator[Resource]:
-        yield from self._contained.values()
-        yield from self._bundle.entries.values()
 
 
 def map_appointment(
