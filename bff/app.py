@@ -24,7 +24,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.http.typevars import RootValue
+from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from bff.audit import AuditLog
@@ -53,6 +55,7 @@ from bff.metrics import Metrics
 from bff.people import People
 from bff.ratelimit import RateLimiter
 from bff.redis_conn import open_redis
+from bff.response_cache import ResponseCache
 from bff.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.services import Services
 from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings
@@ -130,6 +133,27 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         if isinstance(decoded, dict) and "type" not in decoded:
             return self.trusted.resolve(decoded)
         return decoded
+
+    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
+                             root_value: Any, request_data: GraphQLRequestData) -> ExecutionResult:
+        """Reuse the answer to a trusted query document while nothing it reads changed."""
+        responses = context.services.responses
+        if request_data.protocol != "http" or not responses.applies(request_data.query):
+            return await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                                request_data)
+        key = await responses.key(context.viewer.pid, str(request_data.query), request_data.variables,
+                                  request_data.operation_name)
+        kept = responses.get(key) if key is not None else None
+        context.services.metrics.responses.labels("hit" if kept else "miss").inc()
+        if kept is not None:
+            for entry in kept.audits:
+                await context.services.audit.record(*entry)
+            return ExecutionResult(data=kept.data, errors=None)
+        result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                              request_data)
+        if key is not None and not result.errors and not context.degraded and result.data is not None:
+            responses.put(key, result.data, tuple(context.audited))
+        return result
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         return False  # AuthenticatedGraphQL serves our own IDE page, and only when asked for HTML
@@ -280,7 +304,7 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
-            app.state.services = services = await _services(settings, catalogue, stack)
+            app.state.services = services = await _services(settings, catalogue, trusted, stack)
             stack.push_async_callback(services.gateway.aclose)
             services.events.start()
             stack.push_async_callback(services.events.aclose)
@@ -307,7 +331,8 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None) -
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
-async def _services(settings: Settings, catalogue: SourcesFile, stack: contextlib.AsyncExitStack) -> Services:
+async def _services(settings: Settings, catalogue: SourcesFile, trusted: TrustedDocuments,
+                    stack: contextlib.AsyncExitStack) -> Services:
     redis = await stack.enter_async_context(open_redis(settings.redis_url))
     clients = {s.id: await stack.enter_async_context(_client(s.timeout)) for s in catalogue.sources}
     directory_client = await stack.enter_async_context(_client(catalogue.directory.timeout))
@@ -331,4 +356,5 @@ async def _services(settings: Settings, catalogue: SourcesFile, stack: contextli
         events=EventHub(redis, store, settings.redis_prefix),
         audit=AuditLog(redis, settings.redis_prefix, ids),
         rate_limiter=RateLimiter(redis, settings.redis_prefix, ids, settings.rate_limit_per_minute),
+        responses=ResponseCache(cache, ids, trusted.documents.values()),
     )

@@ -30,6 +30,12 @@ OUTAGE_BACKOFF = 1.0
 """Seconds to skip Redis after it failed, so an outage costs requests nothing."""
 RELEASE_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 T = TypeVar("T")
+GENERATION_TTL = 24 * 3600
+
+
+def generation_key(prefix: str, ids: Ids, pid: str) -> str:
+    """A counter bumped whenever anything a person's answers are built from changes."""
+    return f"{prefix}:gen:{ids.pseudonym(pid)}"
 
 
 class AppointmentCache:
@@ -48,6 +54,38 @@ class AppointmentCache:
 
     def person_key(self, pid: str) -> str:
         return f"{self._prefix}:person:{self._ids.pseudonym(pid)}"
+
+    def generation_key(self, pid: str) -> str:
+        return generation_key(self._prefix, self._ids, pid)
+
+    async def bump(self, pids: Iterable[str]) -> None:
+        """A person's data changed (new entries, an invalidation, a cancellation): answers
+        cached for them must not be served again."""
+        keys = [self.generation_key(pid) for pid in pids]
+
+        async def renew() -> None:
+            # A fresh random token, not a counter: after a flush or an expiry a counter
+            # would start again and could match an answer kept under its earlier value.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.set(key, secrets.token_hex(8), ex=GENERATION_TTL)
+                await pipe.execute()
+
+        if keys:
+            await self._safely("bump", renew, None)
+
+    async def generations(self, pseudonyms: list[str]) -> list[bytes] | None:
+        """The persons' generations (by pseudonym); None when Redis cannot say or a person
+        has none yet — then nothing may be reused."""
+        if time.monotonic() < self._down_until:
+            return None
+        try:
+            values = await self._redis.mget([f"{self._prefix}:gen:{p}" for p in pseudonyms])
+        except (RedisError, OSError):
+            return None
+        if any(v is None for v in values):
+            return None
+        return [v if isinstance(v, bytes) else str(v).encode() for v in values]
 
     async def _safely(self, operation: str, call: Callable[[], Awaitable[T]], fallback: T) -> T:
         if time.monotonic() < self._down_until:
@@ -93,6 +131,7 @@ class AppointmentCache:
             await self._redis.delete(*keys)
 
         await self._safely("invalidate", delete, None)
+        await self.bump([pid])
 
     async def lock_many(self, keys: Iterable[str], lease: float) -> set[str]:
         """Take the fetch lease for each key not already leased; returns those taken.

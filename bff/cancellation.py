@@ -120,6 +120,7 @@ class CancellationService:
             await self._store.release_idempotency(actor_pid, key)
             return Outcome(code="REQUEST_PENDING")
         await self._store.create(record)
+        await self._cache.bump([record.subject_pid, record.actor_pid])
         return Outcome(record=await self.send(record))
 
     async def _replay(self, existing: str, fingerprint: str) -> Outcome:
@@ -174,6 +175,7 @@ class CancellationService:
         decided = await self._store.decide(request_id, status, message, now())
         if decided is None:
             return await self._store.get(request_id)
+        await self._cache.bump([decided.subject_pid, decided.actor_pid])
         log.info("cancellation.decided", source=decided.source_id, status=status)
         await self.finish(decided)
         return decided

@@ -29,6 +29,8 @@ class Metrics:
         self.source_states = Counter("bff_source_results", "Source states reported to clients",
                                      ["source", "state"], registry=r)
         self.redis_errors = Counter("bff_redis_errors", "Redis operations that failed", ["operation"], registry=r)
+        self.responses = Counter("bff_response_cache", "Trusted query documents answered: hit (reused) or miss",
+                                 ["result"], registry=r)
         self.graphql_requests = Counter("bff_graphql_requests", "GraphQL HTTP requests by status class",
                                         ["status"], registry=r)
 

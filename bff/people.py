@@ -56,6 +56,7 @@ class People:
             log.warning("directory.failed", kind=exc.kind)
             return UNAVAILABLE
         await self._cache.put_many({self._cache.person_key(pid): dump_person(record, time.time())}, PERSON_STALE_TTL)
+        await self._cache.bump([pid])
         return PersonLookup(record)
 
 

@@ -17,6 +17,7 @@ from bff.ids import Ids
 from bff.metrics import Metrics
 from bff.people import People
 from bff.ratelimit import RateLimiter
+from bff.response_cache import ResponseCache
 from bff.settings import Settings
 from bff.sources import SourcesFile
 
@@ -39,3 +40,4 @@ class Services:
     events: EventHub
     audit: AuditLog
     rate_limiter: RateLimiter
+    responses: ResponseCache

@@ -121,7 +121,7 @@ class Mutation:
                                                            input.reason, find)
         subject = outcome.record.subject_pid if outcome.record else found[0].subject_pid if found else None
         if subject is not None:
-            await ctx.services.audit.record(ctx.viewer.pid, subject, "cancel",
+            await ctx.audit(subject, "cancel",
                                             outcome.record.status if outcome.record else outcome.code or "",
                                             outcome.record.source_id if outcome.record else found[0].source.id)
         if outcome.record is None:
@@ -147,7 +147,7 @@ class Subscription:
             raise PublicError("Logg inn først.", "UNAUTHENTICATED")
         if after is not None and not valid_cursor(after):
             raise BadInput('`after` must be "0" or a cursor from an earlier event.')
-        await ctx.services.audit.record(ctx.viewer.pid, ctx.viewer.pid, "subscribe", "ok", "cancellationUpdates")
+        await ctx.audit(ctx.viewer.pid, "subscribe", "ok", "cancellationUpdates")
         async for cursor, record in ctx.services.events.updates(ctx.viewer.pid, after):
             ctx.renew()
             yield CancellationEvent(cursor=cursor, request=cancellation_node(info, record))

@@ -36,6 +36,9 @@ class Context:
     appointments: AppointmentsBySourceLoader = field(init=False)
     cancellations: CancellationByAppointmentLoader = field(init=False)
     connection_params: dict[str, Any] | None = None
+    audited: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    degraded: bool = False
+    """Set when a source was not OK: such an answer is not reused."""
 
     def __post_init__(self) -> None:
         self.renew()
@@ -47,6 +50,13 @@ class Context:
     @property
     def today(self) -> date:
         return today(self.now)
+
+    async def audit(self, subject_pid: str, action: str, outcome: str, what: str = "") -> None:
+        """Write an audit entry for the viewer's access, and remember it (a reused answer
+        writes the same entries again)."""
+        entry = (self.viewer.pid, subject_pid, action, outcome, what)
+        self.audited.append(entry)
+        await self.services.audit.record(*entry)
 
     def renew(self) -> None:
         """A new time budget and empty loaders (what a new HTTP request would get)."""

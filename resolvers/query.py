@@ -22,6 +22,7 @@ from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord
 from bff.cancellation import Target
 from bff.domain import AppointmentStatus, SourceKind
 from bff.errors import BadInput, NotFound, Unavailable
+from bff.gateway import SourceState
 from bff.rules import TimeFilter, applies_to, can_cancel, shows, with_cancellation
 from bff.sources import SourceConfig
 from bff.timez import start_of_day, to_oslo
@@ -173,7 +174,7 @@ async def find_appointment(info: Info, appointment_id: str) -> Appointment | Non
         return None
     subject, source, appt, latest = found
     ctx = info.context
-    await ctx.services.audit.record(ctx.viewer.pid, subject.pid, "read", "ok", source.id)
+    await ctx.audit(subject.pid, "read", "ok", source.id)
     return appointment_node(info, appt, source, _patient(info, subject), latest)
 
 
@@ -232,8 +233,8 @@ class Query:
         nodes = [appointment_node(info, a, sources[a.source_id], patient, latest.get((a.source_id, a.upstream_id)),
                                   owner, source_nodes[a.source_id]) for a in page]
         edges = [AppointmentEdge(node=n, position=_position(a)) for a, n in zip(page, nodes, strict=True)]
-        await ctx.services.audit.record(ctx.viewer.pid, subject.pid, "list", "ok",
-                                        ",".join(c.source.id for c in consulted))
+        await ctx.audit(subject.pid, "list", "ok", ",".join(c.source.id for c in consulted))
+        ctx.degraded = ctx.degraded or any(c.outcome.state is not SourceState.OK for c in consulted)
         return AppointmentConnection(
             edges=edges, nodes=nodes, total_count=len(rows), sources=_source_results(consulted),
             page_info=PageInfo(has_next_page=more, end_cursor=_cursor(info, page[-1]) if page else None),

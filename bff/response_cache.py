@@ -1,0 +1,107 @@
+"""Answers to trusted query documents, reused while nothing they are built from changed.
+
+A warm list spends half its CPU in GraphQL field execution (see README's benchmark). For
+the web client's own query documents (the trusted-documents manifest), an answer is kept
+in process memory under: the document, its variables, the viewer, every person the
+variables name (a represented person, an appointment's owner), each of those persons'
+*generation* — a Redis counter bumped whenever their cached provider answers, directory
+record or cancellations change — and the current minute (`canCancel` and the day's window
+depend on the clock; the minute also bounds how long a provider's failure can go unseen).
+Answers with errors, or from a source that was not OK, are not kept. A reused answer is
+audited exactly as a computed one. Without Redis nothing is reused."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import OperationDefinitionNode, OperationType, parse
+
+from bff.cache import AppointmentCache
+from bff.ids import Ids
+from bff.trusted import document_hash
+
+MAX_ENTRIES = 10_000
+WINDOW_SECONDS = 60
+ID_KINDS = ("P", "A", "C")
+"""Person, appointment and cancellation-request ids name a person (owner or actor)."""
+Audit = tuple[str, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A computed answer and the audit entries computing it wrote."""
+
+    data: Any
+    audits: tuple[Audit, ...]
+
+
+def query_documents(documents: Iterable[str]) -> frozenset[str]:
+    """The documents whose only operations are queries."""
+    found = set()
+    for text in documents:
+        definitions = parse(text).definitions
+        if all(isinstance(d, OperationDefinitionNode) and d.operation is OperationType.QUERY
+               for d in definitions if isinstance(d, OperationDefinitionNode)):
+            found.add(text)
+    return frozenset(found)
+
+
+class ResponseCache:
+    """In-process answers for trusted query documents, keyed as the module explains."""
+
+    def __init__(self, cache: AppointmentCache, ids: Ids, documents: Iterable[str]) -> None:
+        self._cache = cache
+        self._ids = ids
+        self._queries = query_documents(documents)
+        self._kept: OrderedDict[tuple[Any, ...], Kept] = OrderedDict()
+
+    def applies(self, query: str | None) -> bool:
+        return query is not None and query in self._queries
+
+    async def key(self, viewer_pid: str, query: str, variables: Any, operation: str | None) -> tuple[Any, ...] | None:
+        """The key for this request, or None when the answer must be computed afresh."""
+        try:
+            canonical = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            return None
+        named = sorted(self._named(variables))
+        persons = [self._ids.pseudonym(viewer_pid), *named]
+        generations = await self._cache.generations(persons)
+        if generations is None:
+            return None
+        minute = int(time.time() // WINDOW_SECONDS)
+        return document_hash(query), canonical, operation, tuple(persons), tuple(generations), minute
+
+    def _named(self, variables: Any) -> set[str]:
+        """Pseudonyms of the persons named by ids among the variables (at any depth)."""
+        found: set[str] = set()
+        values = list(variables.values()) if isinstance(variables, dict) else []
+        while values:
+            value = values.pop()
+            if isinstance(value, dict):
+                values += value.values()
+            elif isinstance(value, list):
+                values += value
+            elif isinstance(value, str):
+                for kind in ID_KINDS:
+                    parts = self._ids.decode(kind, value)
+                    if parts:
+                        found.add(parts[-1] if kind != "P" else parts[0])
+                        break
+        return found
+
+    def get(self, key: tuple[Any, ...]) -> Kept | None:
+        kept = self._kept.get(key)
+        if kept is not None:
+            self._kept.move_to_end(key)
+        return kept
+
+    def put(self, key: tuple[Any, ...], data: Any, audits: tuple[Audit, ...]) -> None:
+        self._kept[key] = Kept(data, audits)
+        while len(self._kept) > MAX_ENTRIES:
+            self._kept.popitem(last=False)

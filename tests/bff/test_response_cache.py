@@ -1,0 +1,78 @@
+"""Answers to trusted query documents are reused while nothing they read changed — and
+never across viewers, represented persons, or a change of data."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from bff.trusted import default_manifest_path
+from tests.conftest import Bff, Sandbox
+from tests.resolvers.test_cancellation import cancel
+
+MANIFEST = json.loads(default_manifest_path().read_text("utf-8"))
+APPOINTMENTS = "sha256:" + next(k for k, v in MANIFEST.items() if "query Appointments" in v)
+
+
+async def ask(bff: Bff, who: str, variables: dict[str, Any] | None = None) -> Any:
+    body = {"documentId": APPOINTMENTS, "variables": variables or {}}
+    headers = {"Authorization": f"Bearer {bff.token(who)}"}
+    response = await bff.http.post(f"{bff.url}/graphql", json=body, headers=headers)
+    return response.json()
+
+
+async def hits(bff: Bff) -> float:
+    text = (await bff.http.get(f"{bff.url}/metrics")).text
+    found = re.search(r'bff_response_cache_total\{result="hit"\} ([0-9.]+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_a_repeat_is_reused_with_the_same_answer_and_audited_again(bff: Bff, sandbox: Sandbox, redis: Any,
+                                                                        redis_prefix: str) -> None:
+    first = await ask(bff, "asane")  # cold: fills the entries (a change), so not reused
+    warm = await ask(bff, "asane")  # computed from unchanged entries: kept
+    before = await hits(bff)
+    await sandbox.clear()
+    again = await ask(bff, "asane")
+    assert again == warm == first and first["data"]["appointments"]["totalCount"] == 10
+    assert await hits(bff) == before + 1
+    assert await sandbox.calls() == {}
+    from bff.ids import Ids
+    from tests.conftest import PEOPLE
+
+    stream = f"{redis_prefix}:audit:{Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE['asane'].pid)}"
+    assert [f[b"action"] for _, f in await redis.xrange(stream)] == [b"list", b"list", b"list"]
+
+
+async def test_a_change_of_data_is_seen_at_once(bff: Bff) -> None:
+    await ask(bff, "asane")
+    first = await ask(bff, "asane")
+    visit = next(n for n in first["data"]["appointments"]["nodes"] if n["canCancel"])
+    await cancel(bff, visit["id"])
+    after = await ask(bff, "asane")
+    changed = next(n for n in after["data"]["appointments"]["nodes"] if n["id"] == visit["id"])
+    assert changed["canCancel"] is False and changed["cancellation"]["status"] in ("PENDING", "ACCEPTED")
+
+
+async def test_never_across_viewers_or_represented_persons(bff: Bff) -> None:
+    reps = await bff.query("{ me { mayActFor { id name } } }", who="parent")
+    emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
+    parent_view = await ask(bff, "parent", {"onBehalfOf": emma})
+    assert parent_view["data"]["appointments"]["totalCount"] == 2
+    again = await ask(bff, "parent", {"onBehalfOf": emma})
+    assert again == parent_view
+    stranger = await ask(bff, "asane", {"onBehalfOf": emma})
+    assert stranger["data"] is None and stranger["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    own = await ask(bff, "parent")
+    assert own != parent_view
+
+
+async def test_an_answer_with_a_source_down_is_not_kept(bff: Bff, sandbox: Sandbox) -> None:
+    await sandbox.fault("bergen", status=503)
+    await ask(bff, "asane")
+    degraded = await ask(bff, "asane")
+    assert any(s["state"] == "UNAVAILABLE" for s in degraded["data"]["appointments"]["sources"])
+    before = await hits(bff)
+    await ask(bff, "asane")
+    assert await hits(bff) == before
