@@ -111,14 +111,18 @@ class AppointmentCache:
 
         return await self._safely("read", read, [None] * len(keys))
 
-    async def put_many(self, items: dict[str, bytes], ttl: int) -> None:
+    async def put_many(self, items: dict[str, bytes], ttl: int, changed: Iterable[str] = ()) -> None:
+        """Write entries; the persons in `changed` get a new generation in the same round trip."""
         if not items:
             return
+        generations = [self.generation_key(pid) for pid in changed]
 
         async def write() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
                     pipe.set(key, value, ex=ttl)
+                for key in generations:
+                    pipe.set(key, secrets.token_hex(8), ex=GENERATION_TTL)
                 await pipe.execute()
 
         await self._safely("write", write, None)

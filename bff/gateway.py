@@ -215,8 +215,7 @@ class Gateway:
             at = time.time()
             rows = {pid: Cached(result.by_patient.get(pid, ()), at, result.skipped) for pid in pids}
             await self._cache.put_many({keys[pid]: dump_entry(c.rows, c.at, c.skipped) for pid, c in rows.items()},
-                                       source.cache_ttl + max(source.stale_ttl, source.revalidate_ttl))
-            await self._cache.bump(pids)
+                                       source.cache_ttl + max(source.stale_ttl, source.revalidate_ttl), changed=pids)
             return dict(rows)
         except CircuitOpen:
             self._metrics.upstream_errors.labels(source.id, "circuit_open").inc()

@@ -55,8 +55,8 @@ class People:
         except UpstreamError as exc:
             log.warning("directory.failed", kind=exc.kind)
             return UNAVAILABLE
-        await self._cache.put_many({self._cache.person_key(pid): dump_person(record, time.time())}, PERSON_STALE_TTL)
-        await self._cache.bump([pid])
+        await self._cache.put_many({self._cache.person_key(pid): dump_person(record, time.time())}, PERSON_STALE_TTL,
+                                   changed=[pid])
         return PersonLookup(record)
 
 
