@@ -8,7 +8,9 @@ variables name (a represented person, an appointment's owner), each of those per
 record or cancellations change — and the current minute (`canCancel` and the day's window
 depend on the clock; the minute also bounds how long a provider's failure can go unseen).
 Answers with errors, or from a source that was not OK, are not kept. A reused answer is
-audited exactly as a computed one. Without Redis nothing is reused."""
+audited exactly as a computed one. Without Redis nothing is reused. Data of persons the
+variables do not name (e.g. the records behind `me.mayActFor`) can make an answer at most
+the rest of the current minute old."""
 
 from __future__ import annotations
 
