@@ -36,7 +36,6 @@ class Subject:
     pid: str
     lookup: PersonLookup
     kinds: frozenset[SourceKind]
-    is_self: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +84,12 @@ async def subject_for(viewer_pid: str, on_behalf_of: str | None, ids: Ids, load_
     for unknown and forbidden persons."""
     viewer = await load_person(viewer_pid)
     if on_behalf_of is None:
-        return Subject(viewer_pid, viewer, ALL_KINDS, is_self=True)
+        return Subject(viewer_pid, viewer, ALL_KINDS)
     decoded = ids.decode("P", on_behalf_of)
     if decoded is None:
         raise NotFound(UNKNOWN_PERSON_TEXT)
     if decoded[0] == ids.pseudonym(viewer_pid):
-        return Subject(viewer_pid, viewer, ALL_KINDS, is_self=True)
+        return Subject(viewer_pid, viewer, ALL_KINDS)
     if not viewer.ok:
         raise Unavailable("Personregisteret svarer ikke, så representasjon kan ikke sjekkes nå.")
     reps = viewer.record.may_act_for if viewer.record else ()
@@ -101,7 +100,7 @@ async def subject_for(viewer_pid: str, on_behalf_of: str | None, ids: Ids, load_
     kinds = representation_kinds(rep, lookup.record, viewer.record, today)
     if not kinds:
         raise NotFound(UNKNOWN_PERSON_TEXT)
-    return Subject(rep.pid, lookup, kinds, is_self=False)
+    return Subject(rep.pid, lookup, kinds)
 
 
 async def consult(subject: Subject, catalogue: SourcesFile, wanted: ListFilter, today: date,

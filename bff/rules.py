@@ -3,7 +3,6 @@ shows, who may see whose appointments, and when an appointment may be cancelled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -122,10 +121,6 @@ def cancel_refusal(source: SourceConfig, appt: Appointment, now: datetime) -> st
 def sort_key(appt: Appointment) -> tuple[datetime, str, str]:
     """The list's order: by start, then source id, then id."""
     return appt.start, appt.source_id, appt.upstream_id
-
-
-def sorted_rows(rows: Sequence[Appointment]) -> list[Appointment]:
-    return sorted(rows, key=sort_key)
 
 
 def with_cancellation(appt: Appointment, accepted: bool) -> Appointment:

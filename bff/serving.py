@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -51,12 +49,3 @@ async def start_server(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
         raise
     bound = sock.getsockname()
     return RunningServer(server, task, f"http://{bound[0]}:{bound[1]}")
-
-
-@contextlib.asynccontextmanager
-async def serving(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[RunningServer]:
-    running = await start_server(app, host, port)
-    try:
-        yield running
-    finally:
-        await running.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -91,15 +91,12 @@ class FetchResult:
 
     by_patient: Mapping[str, tuple[Appointment, ...]]
     skipped: int = 0
-    notes: tuple[str, ...] = field(default=())
 
 
 class AppointmentConnector(Protocol):
     """A provider of appointments (hospital or GP FHIR server, municipal API)."""
 
     source_id: str
-    batches_patients: bool
-    """True when one upstream call can answer for several patients."""
 
     async def fetch(self, patients: Sequence[str], window: Window) -> FetchResult:
         """All appointments of `patients` that start within `window`."""

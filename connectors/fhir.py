@@ -46,8 +46,6 @@ def _instant(value: datetime) -> str:
 class FhirConnector:
     """Reads appointments from one FHIR R4 server; several patients per search."""
 
-    batches_patients = True
-
     def __init__(
         self,
         source_id: str,

@@ -31,8 +31,6 @@ VISIT_STATUSES = frozenset({"planned", "cancelled", "performed"})
 class MunicipalConnector:
     """Reads a citizen's home visits from one municipality; one call per citizen."""
 
-    batches_patients = False
-
     def __init__(self, source_id: str, base_url: str, client: httpx.AsyncClient, organization: str) -> None:
         self.source_id = source_id
         self._base = base_url.rstrip("/")

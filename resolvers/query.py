@@ -202,7 +202,7 @@ class Query:
         lookup = await info.context.persons.load(info.context.viewer.pid)
         if not lookup.ok:
             raise Unavailable("Personregisteret svarer ikke akkurat nå. Prøv igjen om litt.")
-        return _patient(info, Subject(info.context.viewer.pid, lookup, frozenset(), True))
+        return _patient(info, Subject(info.context.viewer.pid, lookup, frozenset()))
 
     @strawberry.field(description=(
         "One list of appointments from every provider that holds some for the person, sorted by "

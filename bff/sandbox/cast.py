@@ -6,7 +6,7 @@ relative to the day the sandbox starts, so the data never goes stale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -56,7 +56,6 @@ class World:
     people: dict[str, CastMember]
     fhir: dict[str, list[FhirAppointment]]
     visits: dict[str, dict[str, list[dict[str, Any]]]]
-    extra_pages: dict[str, int] = field(default_factory=dict)
 
     def directory_record(self, pid: str) -> dict[str, Any] | None:
         member = next((m for m in self.people.values() if m.pid == pid and m.in_directory), None)

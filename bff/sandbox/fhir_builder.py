@@ -16,7 +16,6 @@ from connectors.fhir_mapping import FLAG_SYSTEM, FNR_SYSTEM, VIRTUAL_SERVICE_URL
 
 ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 RESH_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.102"
-HER_SYSTEM = "urn:oid:2.16.578.1.12.4.1.2"
 ORG_TYPE_SYSTEM = "urn:oid:2.16.578.1.12.4.1.1.8624"
 SERVICE_CATEGORY = "http://terminology.hl7.org/CodeSystem/service-category"
 APPOINTMENT_TYPES = "http://helsenorge.no/fhir/CodeSystem/Hn-AppointmentTypeProposed-New-Codes-cs"

@@ -30,10 +30,3 @@ def synthetic_pid(birth: date, serial: int = 0) -> str:
         if k1 is not None and k2 is not None:
             return f"{body}{k1}{k2}"
     raise ValueError(f"no valid number for {birth}")
-
-
-def is_valid_pid(pid: str) -> bool:
-    """True for an 11-digit number whose check digits are right."""
-    if len(pid) != 11 or not pid.isdigit():
-        return False
-    return _check(pid[:9], WEIGHTS_1) == int(pid[9]) and _check(pid[:10], WEIGHTS_2) == int(pid[10])
