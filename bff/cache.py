@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -31,11 +32,6 @@ OUTAGE_BACKOFF = 1.0
 RELEASE_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 T = TypeVar("T")
 GENERATION_TTL = 24 * 3600
-
-
-def generation_key(prefix: str, ids: Ids, pid: str) -> str:
-    """A counter bumped whenever anything a person's answers are built from changes."""
-    return f"{prefix}:gen:{ids.pseudonym(pid)}"
 
 
 class AppointmentCache:
@@ -55,23 +51,27 @@ class AppointmentCache:
     def person_key(self, pid: str) -> str:
         return f"{self._prefix}:person:{self._ids.pseudonym(pid)}"
 
-    def generation_key(self, pid: str) -> str:
-        return generation_key(self._prefix, self._ids, pid)
+    def _generation_key(self, pseudonym: str) -> str:
+        """A token renewed whenever anything a person's answers are built from changes."""
+        return f"{self._prefix}:gen:{pseudonym}"
+
+    def _renew_generations(self, pipe: Pipeline, pids: Iterable[str]) -> None:
+        # A fresh random token, not a counter: after a flush or an expiry a counter would
+        # start again and could match an answer kept under its earlier value.
+        for pid in pids:
+            pipe.set(self._generation_key(self._ids.pseudonym(pid)), secrets.token_hex(8), ex=GENERATION_TTL)
 
     async def bump(self, pids: Iterable[str]) -> None:
         """A person's data changed (new entries, an invalidation, a cancellation): answers
         cached for them must not be served again."""
-        keys = [self.generation_key(pid) for pid in pids]
+        changed = list(pids)
 
         async def renew() -> None:
-            # A fresh random token, not a counter: after a flush or an expiry a counter
-            # would start again and could match an answer kept under its earlier value.
             async with self._redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.set(key, secrets.token_hex(8), ex=GENERATION_TTL)
+                self._renew_generations(pipe, changed)
                 await pipe.execute()
 
-        if keys:
+        if changed:
             await self._safely("bump", renew, None)
 
     async def generations(self, pseudonyms: list[str]) -> list[bytes] | None:
@@ -80,7 +80,7 @@ class AppointmentCache:
         if time.monotonic() < self._down_until:
             return None
         try:
-            values = await self._redis.mget([f"{self._prefix}:gen:{p}" for p in pseudonyms])
+            values = await self._redis.mget([self._generation_key(p) for p in pseudonyms])
         except (RedisError, OSError):
             return None
         if any(v is None for v in values):
@@ -115,14 +115,13 @@ class AppointmentCache:
         """Write entries; the persons in `changed` get a new generation in the same round trip."""
         if not items:
             return
-        generations = [self.generation_key(pid) for pid in changed]
+        changed = list(changed)
 
         async def write() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
                     pipe.set(key, value, ex=ttl)
-                for key in generations:
-                    pipe.set(key, secrets.token_hex(8), ex=GENERATION_TTL)
+                self._renew_generations(pipe, changed)
                 await pipe.execute()
 
         await self._safely("write", write, None)
