@@ -7,6 +7,7 @@ or `SourceRejected` (the upstream refused; retrying will not help).
 
 from __future__ import annotations
 
+import codecs
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from bff.domain import Appointment, PersonRecord
 
@@ -55,11 +57,24 @@ def raise_for_status(source: str, response: httpx.Response, message: str | None 
     raise SourceRejected(source, f"HTTP {status}", status, message)
 
 
+UTF8_LABELS = frozenset({"utf-8", "utf8"})
+
+
 def read_json(source: str, response: httpx.Response) -> Any:
-    """Decode a JSON body, treating an unreadable one as the source being unavailable."""
+    """Decode a JSON body, treating an unreadable one as the source being unavailable.
+
+    orjson, not `response.json()`: a person's FHIR searches are a few hundred kB, and the
+    standard library's decoder was the largest single cost of a cold list (see README,
+    Benchmark). JSON is UTF-8 (RFC 8259; FHIR requires it); a leading byte order mark is
+    allowed, and a body labelled with another charset is decoded as labelled (an unknown
+    label as UTF-8)."""
+    body = response.content
     try:
-        return response.json()
-    except ValueError as exc:
+        if "charset" in response.headers.get("content-type", "").lower() and \
+                (response.charset_encoding or "").lower() not in UTF8_LABELS:
+            return orjson.loads(response.text)
+        return orjson.loads(body[len(codecs.BOM_UTF8):] if body.startswith(codecs.BOM_UTF8) else body)
+    except (ValueError, LookupError) as exc:
         raise SourceUnavailable(source, "response body is not JSON", "malformed") from exc
 
 
