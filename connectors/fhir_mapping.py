@@ -50,6 +50,11 @@ class Unreadable(ValueError):
     """One resource could not be mapped; the caller counts and skips it."""
 
 
+MALFORMED = (Unreadable, TypeError, AttributeError, KeyError, ValueError)
+"""What mapping one resource may raise on JSON of the wrong shape (a list where the
+profile has a string, say): that resource is counted as skipped, never the whole answer."""
+
+
 def map_appointment(
     resource: Resource,
     *,
@@ -60,21 +65,30 @@ def map_appointment(
 ) -> Appointment | None:
     """Map one Appointment; None when it must not be shown (status, or not our patient).
 
-    Raises `Unreadable` when a required element is missing or malformed.
+    Raises `Unreadable` when a required element is missing or malformed. Each participant
+    and each supportingInformation reference is resolved once, and each Location's kind
+    (hospital or unit) is decided once: a person's list maps a few hundred of these per
+    request (see README, Benchmark).
     """
     status_code = resource.get("status")
-    if status_code in HIDDEN_STATUSES:
-        return None
-    if status_code not in STATUS_MAP:
+    if not isinstance(status_code, str) or status_code not in STATUS_MAP:
+        if isinstance(status_code, str) and status_code in HIDDEN_STATUSES:
+            return None
         raise Unreadable(f"unknown status {status_code!r}")
-    status, confirmed = STATUS_MAP[str(status_code)]
+    status, confirmed = STATUS_MAP[status_code]
     resolver = Resolver(resource, bundle)
-    pid = _patient(resource, resolver)
+    actors = [(p.get("actor"), resolver.resolve(p.get("actor")))
+              for p in _dicts(resource.get("participant"))]
+    pid = _patient(actors)
     if pid is None or (patients is not None and pid not in patients):
         return None
     start, end = _times(resource)
-    locations = _locations(resource, resolver)
-    department_org = _department_org(resource, resolver)
+    units, hospitals = _locations(actors)
+    supporting = [target for target in map(resolver.resolve, _dicts(resource.get("supportingInformation")))
+                  if target is not None]
+    department_org = _department_org(supporting)
+    department = _department_name(department_org, units, hospitals, resolver)
+    first = units[0] if units else hospitals[0] if hospitals else None
     return Appointment(
         source_id=source_id,
         upstream_id=_required_id(resource),
@@ -85,16 +99,23 @@ def map_appointment(
         end=end,
         title=_title(resource),
         kind=_kind(resource),
-        organization=_organization(locations, resolver),
-        department=_department_name(department_org, locations, resolver),
-        location_name=_location(locations, "name"),
-        location_address=_location(locations, "address"),
-        practitioner=_practitioner(resource, resolver),
+        organization=_organization(units, hospitals, resolver),
+        department=department,
+        location_name=_name(first),
+        location_address=_address(first),
+        practitioner=_practitioner(actors, resolver),
         cancelled_by=_cancelled_by(resource, patient_cancel_codes) if status_code == "cancelled" else None,
         cancelled=status_code == "cancelled",
-        flags=_flags(resource, resolver),
-        department_keys=_department_keys(department_org, locations, resolver),
+        flags=_flags(supporting),
+        department_keys=_department_keys(department_org, department, units),
     )
+
+
+def _dicts(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of a JSON array (a lone object counts as a one-item array)."""
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, dict)]
+    return [value] if isinstance(value, dict) else []
 
 
 def _required_id(resource: Resource) -> str:
@@ -108,7 +129,7 @@ def _times(resource: Resource) -> tuple[Any, Any]:
     try:
         start = parse_instant(resource["start"])
         end = parse_instant(resource["end"]) if resource.get("end") else None
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise Unreadable("Appointment without a readable start") from exc
     minutes = resource.get("minutesDuration")
     if end is None and isinstance(minutes, int) and minutes > 0:
@@ -117,19 +138,13 @@ def _times(resource: Resource) -> tuple[Any, Any]:
 
 
 def _identifiers(resource: Resource | None) -> list[Mapping[str, Any]]:
-    if resource is None:
-        return []
-    value = resource.get("identifier")
-    items = value if isinstance(value, list) else [value]
-    return [i for i in items if isinstance(i, dict)]
+    return _dicts(resource.get("identifier")) if resource is not None else []
 
 
-def _patient(resource: Resource, resolver: Resolver) -> str | None:
-    for participant in resource.get("participant") or ():
-        actor = participant.get("actor") if isinstance(participant, dict) else None
+def _patient(actors: list[tuple[Any, Resource | None]]) -> str | None:
+    for actor, target in actors:
         if not isinstance(actor, dict):
             continue
-        target = resolver.resolve(actor) if actor.get("reference") else None
         for ident in _identifiers(actor) + _identifiers(target):
             if ident.get("system") in PID_SYSTEMS and isinstance(ident.get("value"), str):
                 return str(ident["value"])
@@ -139,13 +154,17 @@ def _patient(resource: Resource, resolver: Resolver) -> str | None:
 def _codes(concept: Any) -> list[str]:
     if not isinstance(concept, dict):
         return []
-    return [str(c["code"]) for c in concept.get("coding") or () if isinstance(c, dict) and c.get("code")]
+    return [str(c["code"]) for c in _dicts(concept.get("coding")) if c.get("code")]
+
+
+def _has_code(concept: Any, code: str) -> bool:
+    return isinstance(concept, dict) and any(c.get("code") == code for c in _dicts(concept.get("coding")))
 
 
 def _displays(concept: Any) -> list[str]:
     if not isinstance(concept, dict):
         return []
-    found = [str(c["display"]) for c in concept.get("coding") or () if isinstance(c, dict) and c.get("display")]
+    found = [str(c["display"]) for c in _dicts(concept.get("coding")) if c.get("display")]
     return found + ([str(concept["text"])] if concept.get("text") else [])
 
 
@@ -161,32 +180,33 @@ def _title(resource: Resource) -> str | None:
 
 
 def _kind(resource: Resource) -> AppointmentKind:
-    for ext in resource.get("extension") or ():
-        if isinstance(ext, dict) and ext.get("url") == VIRTUAL_SERVICE_URL:
-            for sub in ext.get("extension") or ():
-                if isinstance(sub, dict) and sub.get("url") == "channelType":
-                    code = (sub.get("valueCoding") or {}).get("code")
-                    if code in CHANNEL_KINDS:
+    for ext in _dicts(resource.get("extension")):
+        if ext.get("url") == VIRTUAL_SERVICE_URL:
+            for sub in _dicts(ext.get("extension")):
+                coding = sub.get("valueCoding")
+                if sub.get("url") == "channelType" and isinstance(coding, dict):
+                    code = coding.get("code")
+                    if isinstance(code, str) and code in CHANNEL_KINDS:
                         return CHANNEL_KINDS[code]
-    if HOME_VISIT_TYPE in _codes(resource.get("appointmentType")):
+    if _has_code(resource.get("appointmentType"), HOME_VISIT_TYPE):
         return AppointmentKind.HOME_VISIT
     return AppointmentKind.IN_PERSON
 
 
 def _is_type(resource: Resource, code: str) -> bool:
     types = resource.get("type")
-    concepts = types if isinstance(types, list) else [types]
-    return any(code in _codes(c) for c in concepts)
+    return any(_has_code(concept, code) for concept in (types if isinstance(types, list) else [types]))
 
 
-def _locations(resource: Resource, resolver: Resolver) -> list[Resource]:
-    """Locations the appointment names, the most specific (not the hospital) first."""
-    found: list[Resource] = []
-    for participant in resource.get("participant") or ():
-        target = resolver.resolve(participant.get("actor")) if isinstance(participant, dict) else None
+def _locations(actors: list[tuple[Any, Resource | None]]) -> tuple[list[Resource], list[Resource]]:
+    """The Locations the appointment names: the units (most specific first, in the
+    order given) and the hospitals."""
+    units: list[Resource] = []
+    hospitals: list[Resource] = []
+    for _, target in actors:
         if target is not None and target.get("resourceType") == "Location":
-            found.append(target)
-    return sorted(found, key=lambda loc: _is_type(loc, HOSPITAL_LOCATION_CODE))
+            (hospitals if _is_type(target, HOSPITAL_LOCATION_CODE) else units).append(target)
+    return units, hospitals
 
 
 def _name(resource: Resource | None) -> str | None:
@@ -194,22 +214,20 @@ def _name(resource: Resource | None) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _organization(locations: list[Resource], resolver: Resolver) -> str | None:
-    hospitals = [loc for loc in locations if _is_type(loc, HOSPITAL_LOCATION_CODE)]
+def _organization(units: list[Resource], hospitals: list[Resource], resolver: Resolver) -> str | None:
     for loc in hospitals:
         if _name(loc):
             return _name(loc)
-    for loc in locations:
+    for loc in units + hospitals:
         managing = _name(resolver.resolve(loc.get("managingOrganization")))
         if managing:
             return managing
     return None
 
 
-def _department_org(resource: Resource, resolver: Resolver) -> Resource | None:
-    for info in resource.get("supportingInformation") or ():
-        target = resolver.resolve(info)
-        if target and target.get("resourceType") == "Organization" and _is_type(target, DEPARTMENT_TYPE_CODE):
+def _department_org(supporting: list[Resource]) -> Resource | None:
+    for target in supporting:
+        if target.get("resourceType") == "Organization" and _is_type(target, DEPARTMENT_TYPE_CODE):
             return target
     return None
 
@@ -222,7 +240,8 @@ def _identifier_pairs(resource: Resource | None) -> set[tuple[str, str]]:
     return {(str(i.get("system")), str(i["value"])) for i in _identifiers(resource) if i.get("value")}
 
 
-def _department_name(org: Resource | None, locations: list[Resource], resolver: Resolver) -> str | None:
+def _department_name(org: Resource | None, units: list[Resource], hospitals: list[Resource],
+                     resolver: Resolver) -> str | None:
     """The department's name: the type-05 Organization's own, or that of a named
     Organization with the same identifier, or the unit's managing organization when it is
     not the hospital's own owner, or else the unit's name."""
@@ -233,29 +252,25 @@ def _department_name(org: Resource | None, locations: list[Resource], resolver: 
         for other in resolver.all_resources():
             if other.get("resourceType") == "Organization" and _name(other) and wanted & _identifier_pairs(other):
                 return _name(other)
-    owners = {id(resolver.resolve(loc.get("managingOrganization")))
-              for loc in locations if _is_type(loc, HOSPITAL_LOCATION_CODE)}
-    for loc in locations:
-        if not _is_type(loc, HOSPITAL_LOCATION_CODE):
-            managing = resolver.resolve(loc.get("managingOrganization"))
-            if managing is not None and id(managing) not in owners and _name(managing):
-                return _name(managing)
-            return _name(loc)
-    return None
-
-
-def _location(locations: list[Resource], part: str) -> str | None:
-    if not locations:
+    if not units:
         return None
-    loc = locations[0]
-    if part == "name":
-        return _name(loc)
+    owners = {id(resolver.resolve(loc.get("managingOrganization"))) for loc in hospitals}
+    managing = resolver.resolve(units[0].get("managingOrganization"))
+    if managing is not None and id(managing) not in owners and _name(managing):
+        return _name(managing)
+    return _name(units[0])
+
+
+def _address(loc: Resource | None) -> str | None:
+    if loc is None:
+        return None
     address = loc.get("address")
     if isinstance(address, dict):
         text = address.get("text")
         if isinstance(text, str) and text.strip():
             return text.strip()
-        pieces = [*(address.get("line") or ()), address.get("postalCode"), address.get("city")]
+        lines = address.get("line")
+        pieces = [*(lines if isinstance(lines, list) else ()), address.get("postalCode"), address.get("city")]
         joined = " ".join(str(p) for p in pieces if p)
         if joined:
             return joined
@@ -263,29 +278,25 @@ def _location(locations: list[Resource], part: str) -> str | None:
     return description.strip() if isinstance(description, str) and description.strip() else None
 
 
-def _human_name(resource: Resource | None) -> str | None:
-    for name in (resource or {}).get("name") or ():
-        if not isinstance(name, dict):
-            continue
+def _human_name(resource: Resource) -> str | None:
+    for name in _dicts(resource.get("name")) if isinstance(resource.get("name"), list) else ():
         if name.get("text"):
             return str(name["text"])
-        parts = [*(name.get("given") or ()), name.get("family")]
+        given = name.get("given")
+        parts = [*(given if isinstance(given, list) else ()), name.get("family")]
         joined = " ".join(str(p) for p in parts if p)
         if joined:
             return joined
     return None
 
 
-def _practitioner(resource: Resource, resolver: Resolver) -> str | None:
-    for participant in resource.get("participant") or ():
-        actor = participant.get("actor") if isinstance(participant, dict) else None
-        target = resolver.resolve(actor)
-        if target is None:
-            continue
-        if target.get("resourceType") == "PractitionerRole":
-            target = resolver.resolve(target.get("practitioner")) or {}
-        if target.get("resourceType") == "Practitioner":
-            return _human_name(target) or (actor or {}).get("display")
+def _practitioner(actors: list[tuple[Any, Resource | None]], resolver: Resolver) -> str | None:
+    for actor, target in actors:
+        if target is not None and target.get("resourceType") == "PractitionerRole":
+            target = resolver.resolve(target.get("practitioner"))
+        if target is not None and target.get("resourceType") == "Practitioner":
+            display = actor.get("display") if isinstance(actor, dict) else None
+            return _human_name(target) or (str(display) if display else None)
     return None
 
 
@@ -296,31 +307,27 @@ def _cancelled_by(resource: Resource, patient_codes: frozenset[str]) -> Cancelle
     return CancelledBy.PROVIDER
 
 
-def _flags(resource: Resource, resolver: Resolver) -> frozenset[str]:
+def _flags(supporting: list[Resource]) -> frozenset[str]:
     flags: set[str] = set()
-    for info in resource.get("supportingInformation") or ():
-        target = resolver.resolve(info)
-        if target is None or target.get("resourceType") != "Flag":
+    for target in supporting:
+        if target.get("resourceType") != "Flag" or target.get("status", "active") != "active":
             continue
-        if target.get("status", "active") != "active":
-            continue
-        for coding in (target.get("code") or {}).get("coding") or ():
-            if isinstance(coding, dict) and coding.get("system", FLAG_SYSTEM) == FLAG_SYSTEM and coding.get("code"):
+        code = target.get("code")
+        for coding in _dicts(code.get("coding")) if isinstance(code, dict) else ():
+            if coding.get("system", FLAG_SYSTEM) == FLAG_SYSTEM and coding.get("code"):
                 flags.add(str(coding["code"]))
     return frozenset(flags)
 
 
-def _department_keys(org: Resource | None, locations: list[Resource], resolver: Resolver) -> frozenset[str]:
+def _department_keys(org: Resource | None, department: str | None, units: list[Resource]) -> frozenset[str]:
     """What a department allow-list is matched against: the department's identifiers and
     name, and the identifiers and names of the unit(s) the appointment takes place in."""
     keys = _identifier_values(org)
-    name = _department_name(org, locations, resolver)
-    if name:
-        keys.add(name)
-    for loc in locations:
-        if not _is_type(loc, HOSPITAL_LOCATION_CODE):
-            keys |= _identifier_values(loc)
-            keys |= {n for n in (_name(loc),) if n}
+    if department:
+        keys.add(department)
+    for loc in units:
+        keys |= _identifier_values(loc)
+        keys |= {n for n in (_name(loc),) if n}
     return frozenset(keys)
 
 
@@ -344,13 +351,17 @@ def appointments_in(
     skipped = 0
     seen: set[str] = set()
     for _, item in entries:
-        if item.get("resourceType") != "Appointment" or item.get("id") in seen:
+        if item.get("resourceType") != "Appointment":
             continue
-        seen.add(str(item.get("id")))
+        ident = item.get("id")
+        if isinstance(ident, str):
+            if ident in seen:
+                continue
+            seen.add(ident)
         try:
             mapped = map_appointment(item, source_id=source_id, bundle=index, patients=patients,
                                      patient_cancel_codes=patient_cancel_codes)
-        except Unreadable:
+        except MALFORMED:
             skipped += 1
             continue
         if mapped is not None:

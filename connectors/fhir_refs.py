@@ -20,10 +20,11 @@ class BundleIndex:
     def of(cls, resources: Iterable[tuple[str | None, Resource]]) -> BundleIndex:
         index: dict[str, Resource] = {}
         for full_url, resource in resources:
-            if full_url:
+            if isinstance(full_url, str) and full_url:
                 index[full_url] = resource
-            if resource.get("resourceType") and resource.get("id"):
-                index[f"{resource['resourceType']}/{resource['id']}"] = resource
+            kind, ident = resource.get("resourceType"), resource.get("id")
+            if isinstance(kind, str) and kind and isinstance(ident, str) and ident:
+                index[f"{kind}/{ident}"] = resource
         return cls(index)
 
     def find(self, reference: str) -> Resource | None:
@@ -35,7 +36,8 @@ class BundleIndex:
 
 def iter_entries(bundle: Any) -> Iterator[tuple[str | None, Resource]]:
     """The (fullUrl, resource) pairs of a Bundle, skipping malformed entries."""
-    for entry in bundle.get("entry") or ():
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
             yield entry.get("fullUrl"), entry["resource"]
 
@@ -44,8 +46,9 @@ class Resolver:
     """Resolves references from one Appointment: contained first, then the Bundle."""
 
     def __init__(self, appointment: Resource, bundle: BundleIndex) -> None:
+        contained = appointment.get("contained")
         self._contained = {
-            str(r.get("id")): r for r in appointment.get("contained") or () if isinstance(r, dict)
+            str(r.get("id")): r for r in (contained if isinstance(contained, list) else ()) if isinstance(r, dict)
         }
         self._bundle = bundle
 

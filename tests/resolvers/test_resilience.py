@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
 
-from tests.conftest import Bff, Sandbox
+from tests.conftest import PEOPLE, Bff, Sandbox
 from tests.resolvers.queries import LIST, consulted, rows
 
 
@@ -65,3 +66,38 @@ async def test_a_second_request_is_served_from_cache_without_calling_providers(b
     second = await bff.query(LIST, who="asane")
     assert rows(first) == rows(second)
     assert await sandbox.calls() == {}
+
+
+
+@pytest.mark.parametrize(("breakage", "outcome"), [
+    ({"start": ["2026-12-01T10:00:00+01:00"]}, "counted"),
+    ({"status": ["booked"]}, "counted"),
+    ({"participant": {"actor": 7}}, "not ours"),
+    ({"contained": 7, "supportingInformation": "x"}, "shown without its place"),
+], ids=["start-is-a-list", "status-is-a-list", "participant-is-an-object", "contained-is-a-number"])
+async def test_one_appointment_of_the_wrong_shape_does_not_cost_the_others(
+        bff: Bff, sandbox: Sandbox, redis, redis_prefix, breakage: dict, outcome: str) -> None:
+    only_vest = {"filter": {"sourceIds": ["helse-vest"]}}
+    before = rows(await bff.query(LIST, only_vest, who="asane"))
+    assert before
+    await redis.delete(*[k async for k in redis.scan_iter(match=f"{redis_prefix}:*")])
+    mine = next(a for a in sandbox.state.world.fhir["helse-vest"] if a.patient == PEOPLE["asane"].pid)
+    broken = copy.deepcopy(mine)
+    broken.resource.update({"id": "wrong-shape", **breakage})
+    sandbox.state.world.fhir["helse-vest"].append(broken)
+
+    data = await bff.query(LIST, only_vest, who="asane")
+
+    assert consulted(data) == {"helse-vest": "OK"}
+    message = data["appointments"]["sources"][0]["message"]
+    after = rows(data)
+    if outcome == "counted":
+        assert message == "1 avtale(r) fra kilden kunne ikke leses og vises ikke."
+    else:
+        assert message is None
+    if outcome == "shown without its place":
+        extra = [r for r in after if r not in before]
+        assert len(extra) == 1 and extra[0]["location"] is None
+        assert extra[0]["title"] == next(r["title"] for r in before if r["start"] == extra[0]["start"])
+    else:
+        assert [r["id"] for r in after] == [r["id"] for r in before]
