@@ -20,4 +20,5 @@ def app() -> Starlette:
         raise SystemExit("bff.asgi needs REDIS_URL: processes share their state through one Redis "
                          "(bff serve uses an embedded Redis for a single process)")
     configure_logging(settings.log_level)
-    return create_app(settings, {"SANDBOX_URL": settings.sandbox_url} if settings.sandbox_url else {})
+    return create_app(settings, {"SANDBOX_URL": settings.sandbox_url} if settings.sandbox_url else {},
+                      own_process=True)

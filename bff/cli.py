@@ -38,7 +38,7 @@ async def _serve(settings: Settings) -> None:
         variables["SANDBOX_URL"] = sandbox.url
     elif settings.sandbox_url:
         variables["SANDBOX_URL"] = settings.sandbox_url
-    app = create_app(settings, variables)
+    app = create_app(settings, variables, own_process=True)
     bff = await start_server(app, settings.host, settings.port, log_level="info")
     if embedded:
         _wire_webhooks(providers.state, app.state.services.catalogue, bff.url)
