@@ -72,14 +72,17 @@ class SingleFlight(Generic[K, R]):
                     lease: float, deadline: float) -> dict[K, R]:
         try:
             async with asyncio.timeout_at(deadline):
-                taken = await self._cache.lock_many(keys.values(), lease)
-                own = [item for item, key in keys.items() if key in taken]
+                taken, now = await self._cache.lock_many(keys.values(), lease)
+                # Double-checked: an entry written just before its lease was released.
+                written = {item: found for item, key in keys.items()
+                           if key in taken and (found := self._fresh(item, now.get(key))) is not None}
+                own = [item for item, key in keys.items() if key in taken and item not in written]
                 other = {item: key for item, key in keys.items() if key not in taken}
                 try:
                     parts = await asyncio.gather(fetch(own) if own else _nothing(), self._await_other(other))
                 finally:
-                    await self._cache.release_many(keys[item] for item in own)
-                return {**parts[0], **parts[1]}
+                    await self._cache.release_many(keys[item] for item in [*own, *written])
+                return {**written, **parts[0], **parts[1]}
         except TimeoutError:
             return {item: self._failed("deadline") for item in keys}
 

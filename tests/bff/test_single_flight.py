@@ -1,0 +1,63 @@
+"""Single-flight across processes, at the edge where one process's fetch ends just as
+another's begins: two caches (two processes' worth of leases) on the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from bff.cache import AppointmentCache
+from bff.ids import Ids
+from bff.metrics import Metrics
+from bff.settings import SANDBOX_ID_SECRET
+from bff.singleflight import SingleFlight
+
+LEASE = 5.0
+
+
+def process(redis: Redis, prefix: str) -> tuple[AppointmentCache, SingleFlight[str, str]]:
+    cache = AppointmentCache(redis, prefix, Ids(SANDBOX_ID_SECRET.encode()), Metrics())
+    return cache, SingleFlight(cache, lambda item, raw: raw.decode() if raw else None, lambda kind: f"failed:{kind}")
+
+
+async def test_an_entry_written_just_before_the_lease_is_taken_is_used_not_fetched_again(
+        redis: Redis, redis_prefix: str) -> None:
+    first_cache, first = process(redis, redis_prefix)
+    _, second = process(redis, redis_prefix)
+    key = f"{redis_prefix}:appts:helse-vest:future:2026-11-27:someone"
+    fetched: list[str] = []
+
+    async def fetch_for(cache: AppointmentCache, own: list[str]) -> dict[str, str]:
+        fetched.extend(own)
+        await cache.put_many({key: b"answer"}, 60)
+        return {item: "answer" for item in own}
+
+    deadline = asyncio.get_running_loop().time() + 5
+    # The first process fetches and writes; writing releases its lease in the same round trip.
+    assert await first.run({"p": key}, lambda own: fetch_for(first_cache, own), LEASE, deadline) == {"p": "answer"}
+    assert not await redis.exists(f"{key}:lease")
+    # The second read its miss before that write, and only now gets to the lease.
+    assert await second.run({"p": key}, lambda own: fetch_for(first_cache, own), LEASE, deadline) == {"p": "answer"}
+    assert len(fetched) == 1
+    assert not await redis.exists(f"{key}:lease")
+
+
+async def test_a_lease_held_elsewhere_is_waited_for_and_its_entry_used(redis: Redis, redis_prefix: str) -> None:
+    first_cache, _ = process(redis, redis_prefix)
+    _, second = process(redis, redis_prefix)
+    key = f"{redis_prefix}:appts:helse-nord:future:2026-11-27:someone"
+    taken, _ = await first_cache.lock_many([key], LEASE)
+    assert taken == {key}
+
+    async def never(own: list[str]) -> dict[str, str]:
+        raise AssertionError("the second process must not fetch while the first holds the lease")
+
+    async def finish_first() -> None:
+        await asyncio.sleep(0.1)
+        await first_cache.put_many({key: b"from the first"}, 60)
+
+    deadline = asyncio.get_running_loop().time() + 5
+    answer, _ = await asyncio.gather(second.run({"p": key}, never, LEASE, deadline), finish_first())
+    assert answer == {"p": "from the first"}
+    assert not await redis.exists(f"{key}:lease")
