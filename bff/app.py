@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -144,6 +145,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         if request_data.protocol != "http" or not responses.applies(request_data.query):
             return await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                 request_data)
+        started = time.monotonic()
         key = await responses.key(context.viewer.pid, str(request_data.query), request_data.variables,
                                   request_data.operation_name)
         kept = responses.get(key) if key is not None else None
@@ -155,7 +157,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                               request_data)
         if key is not None and not result.errors and not context.degraded and result.data is not None:
-            responses.put(key, result.data, tuple(context.audited))
+            responses.put(key, result.data, tuple(context.audited), started)
         return result
 
     def should_render_graphql_ide(self, request: Any) -> bool:

@@ -4,13 +4,15 @@ A warm list spends half its CPU in GraphQL field execution (see README's benchma
 the web client's own query documents (the trusted-documents manifest), an answer is kept
 in process memory under: the document, its variables, the viewer, every person the
 variables name (a represented person, an appointment's owner), each of those persons'
-*generation* — a Redis counter bumped whenever their cached provider answers, directory
-record or cancellations change — and the current minute (`canCancel` and the day's window
-depend on the clock; the minute also bounds how long a provider's failure can go unseen).
-Answers with errors, or from a source that was not OK, are not kept. A reused answer is
-audited exactly as a computed one. Without Redis nothing is reused. Data of persons the
-variables do not name (e.g. the records behind `me.mayActFor`) can make an answer at most
-the rest of the current minute old."""
+*generation* — a random token renewed whenever their cached provider answers, directory
+record or cancellations change. An answer is reused for at most `MAX_AGE` after it began
+to be computed (`canCancel` and the day's window depend on the clock; the age limit also
+bounds how long a provider's failure can go unseen). Each answer ages on its own clock,
+so answers do not all expire together at a minute boundary and make every active
+citizen's next request a recomputation at once. Answers with errors, or from a source
+that was not OK, are not kept. A reused answer is audited exactly as a computed one.
+Without Redis nothing is reused. Data of persons the variables do not name (e.g. the
+records behind `me.mayActFor`) can make an answer at most `MAX_AGE` old."""
 
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from bff.ids import Ids
 from bff.trusted import document_hash
 
 MAX_ENTRIES = 10_000
-WINDOW_SECONDS = 60
+MAX_AGE = 60.0
+"""Seconds an answer may be reused, counted from when its computation began."""
 ID_KINDS = ("P", "A", "C")
 """Person, appointment and cancellation-request ids name a person (owner or actor)."""
 Audit = tuple[str, str, str, str, str]
@@ -40,6 +43,8 @@ class Kept:
 
     data: Any
     audits: tuple[Audit, ...]
+    expires: float
+    """`time.monotonic()` from which the answer is computed again."""
 
 
 def query_documents(documents: Iterable[str]) -> frozenset[str]:
@@ -76,8 +81,7 @@ class ResponseCache:
         generations = await self._cache.generations(persons)
         if generations is None:
             return None
-        minute = int(time.time() // WINDOW_SECONDS)
-        return document_hash(query), canonical, operation, tuple(persons), tuple(generations), minute
+        return document_hash(query), canonical, operation, tuple(persons), tuple(generations)
 
     def _named(self, variables: Any) -> set[str]:
         """Pseudonyms of the persons named by ids among the variables (at any depth)."""
@@ -99,11 +103,17 @@ class ResponseCache:
 
     def get(self, key: tuple[Any, ...]) -> Kept | None:
         kept = self._kept.get(key)
-        if kept is not None:
-            self._kept.move_to_end(key)
+        if kept is None:
+            return None
+        if time.monotonic() >= kept.expires:
+            del self._kept[key]
+            return None
+        self._kept.move_to_end(key)
         return kept
 
-    def put(self, key: tuple[Any, ...], data: Any, audits: tuple[Audit, ...]) -> None:
-        self._kept[key] = Kept(data, audits)
+    def put(self, key: tuple[Any, ...], data: Any, audits: tuple[Audit, ...], started: float) -> None:
+        """Keep an answer whose computation began at `started` (`time.monotonic()`)."""
+        self._kept[key] = Kept(data, audits, started + MAX_AGE)
+        self._kept.move_to_end(key)
         while len(self._kept) > MAX_ENTRIES:
             self._kept.popitem(last=False)

@@ -3,6 +3,7 @@ never across viewers, represented persons, or a change of data."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from typing import Any
@@ -76,3 +77,19 @@ async def test_an_answer_with_a_source_down_is_not_kept(bff: Bff, sandbox: Sandb
     before = await hits(bff)
     await ask(bff, "asane")
     assert await hits(bff) == before
+
+
+async def test_an_answer_is_computed_again_once_it_is_max_age_old(bff: Bff, monkeypatch: Any) -> None:
+    from bff import response_cache
+
+    monkeypatch.setattr(response_cache, "MAX_AGE", 0.5)
+    await ask(bff, "asane")  # cold: fills the entries
+    await ask(bff, "asane")  # computed from unchanged entries: kept for MAX_AGE
+    before = await hits(bff)
+    await ask(bff, "asane")
+    assert await hits(bff) == before + 1
+    await asyncio.sleep(0.6)
+    await ask(bff, "asane")  # too old: computed again, and kept anew
+    assert await hits(bff) == before + 1
+    await ask(bff, "asane")
+    assert await hits(bff) == before + 2
