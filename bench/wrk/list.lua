@@ -1,5 +1,6 @@
 -- POSTs one GraphQL (or baseline) request per call, rotating through bearer tokens so that
--- each thread uses its own slice (cold scenarios: a new person per request), and prints
+-- each thread uses its own slice (cold scenarios: a new person per request; BENCH_OFFSET skips the
+-- tokens earlier rounds used), and prints
 -- a JSON summary with p50/p95/p99 at the end.
 --   BENCH_TOKENS=file BENCH_BODY='{"query": …}' wrk -t2 -c8 -d5s -s list.lua URL
 local tokens = {}
@@ -7,6 +8,7 @@ for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line en
 local body = os.getenv("BENCH_BODY")
 local threads = {}
 local thread_count = tonumber(os.getenv("BENCH_THREADS") or "1")
+local offset = tonumber(os.getenv("BENCH_OFFSET") or "0")
 local counter = 0
 
 function setup(thread)
@@ -19,7 +21,7 @@ function init(args)
 end
 
 function request()
-  local slot = (id + counter * thread_count) % #tokens + 1
+  local slot = (offset + id + counter * thread_count) % #tokens + 1
   counter = counter + 1
   return wrk.format("POST", nil, {["Content-Type"] = "application/json",
                                   ["Authorization"] = "Bearer " .. tokens[slot]}, body)
