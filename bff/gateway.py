@@ -45,6 +45,11 @@ DECODED_ENTRIES = 4096
 RETRY_INITIAL_WAIT = 0.05
 RETRY_MAX_WAIT = 0.5
 LEASE_MARGIN = 1.0
+BACKGROUND_REFRESHES = 4
+"""Revalidations one process runs at a time. Stale entries are served meanwhile, so the
+rest wait their turn rather than take the CPU from requests being answered: when many
+entries go stale together (after a deploy, or a morning's first minute) an unbounded
+burst made warm answers take a second (README, Benchmark)."""
 
 UNAVAILABLE_TEXT = "Kilden svarte ikke, prøv igjen senere."
 TIMEOUT_TEXT = "Kilden svarte ikke i tide."
@@ -109,7 +114,10 @@ class Gateway:
         self._metrics = metrics
         self._flights: dict[str, SingleFlight[str, Result]] = {}
         self._decoded: OrderedDict[str, tuple[bytes, Cached]] = OrderedDict()
-        self._background: set[asyncio.Task[dict[str, Result]]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._refresh_slots = asyncio.Semaphore(BACKGROUND_REFRESHES)
+        self._refreshing: set[str] = set()
+        """Cache keys with a revalidation queued or running in this process."""
 
     async def aclose(self) -> None:
         """Stop background refreshes (at shutdown)."""
@@ -182,13 +190,21 @@ class Gateway:
 
     def _refresh_in_background(self, source: SourceConfig, pids: list[str], window: Window,
                                keys: dict[str, str]) -> None:
-        todo = [pid for pid in pids if not self._flight(source).busy(keys[pid])]
+        todo = [pid for pid in pids if keys[pid] not in self._refreshing and not self._flight(source).busy(keys[pid])]
         if not todo:
             return
-        deadline = asyncio.get_running_loop().time() + source.timeout * MAX_ATTEMPTS
-        task = asyncio.create_task(self._load(source, todo, window, keys, deadline))
+        self._refreshing.update(keys[pid] for pid in todo)
+        task = asyncio.create_task(self._refresh(source, todo, window, keys))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _refresh(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str]) -> None:
+        try:
+            async with self._refresh_slots:
+                deadline = asyncio.get_running_loop().time() + source.timeout * MAX_ATTEMPTS
+                await self._load(source, pids, window, keys, deadline)
+        finally:
+            self._refreshing.difference_update(keys[pid] for pid in pids)
 
     async def _load(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str],
                     deadline: float) -> dict[str, Result]:

@@ -77,6 +77,10 @@ class Sandbox:
         body = (await self.http.get(f"{self.url}/_admin/calls")).json()
         return dict(body["calls"])
 
+    async def most_at_once(self) -> dict[str, int]:
+        """Per target, the most requests it had in progress at the same time."""
+        return dict((await self.http.get(f"{self.url}/_admin/calls")).json()["mostAtOnce"])
+
     async def patients_per_search(self) -> list[tuple[str, int]]:
         body = (await self.http.get(f"{self.url}/_admin/calls")).json()
         return [tuple(x) for x in body["patientsPerSearch"]]

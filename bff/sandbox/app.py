@@ -252,7 +252,7 @@ def admin_routes(state: SandboxState) -> list[Route]:
         return JSONResponse({"ok": True})
 
     async def calls(request: Request) -> Response:
-        return JSONResponse({"calls": dict(state.log.calls),
+        return JSONResponse({"calls": dict(state.log.calls), "mostAtOnce": dict(state.log.most_at_once),
                              "patientsPerSearch": [list(x) for x in state.log.patients_per_search]})
 
     async def reset_calls(request: Request) -> Response:

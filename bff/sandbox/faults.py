@@ -3,7 +3,8 @@
 Every request is attributed to a *target*: a FHIR or municipal tenant (`helse-vest`,
 `oslo`, …), `persons` or `varsel`. Per target the admin API can add latency (with jitter),
 answer with an HTTP status, hang (a timeout for the caller) or send a malformed body.
-Calls are counted per target, with how many patients a FHIR search named, never who.
+Calls are counted per target, with how many patients a FHIR search named (never who) and
+the most requests the target had in progress at once.
 """
 
 from __future__ import annotations
@@ -48,10 +49,14 @@ class CallLog:
 
     calls: Counter[str] = field(default_factory=Counter)
     patients_per_search: list[tuple[str, int]] = field(default_factory=list)
+    in_flight: Counter[str] = field(default_factory=Counter)
+    most_at_once: Counter[str] = field(default_factory=Counter)
+    """The most requests a target had in progress at the same time."""
 
     def reset(self) -> None:
         self.calls.clear()
         self.patients_per_search.clear()
+        self.most_at_once.clear()
 
 
 def target_of(path: str) -> str | None:
@@ -80,11 +85,16 @@ class FaultMiddleware:
         if scope["path"].endswith("/Appointment") and scope["method"] == "GET":
             query = scope.get("query_string", b"").decode()
             self.log.patients_per_search.append((target, _patients_in(query)))
-        fault = self.faults.get(target)
-        if fault is None:
-            await self.app(scope, receive, send)
-            return
-        await self._apply(fault, scope, receive, send)
+        self.log.in_flight[target] += 1
+        self.log.most_at_once[target] = max(self.log.most_at_once[target], self.log.in_flight[target])
+        try:
+            fault = self.faults.get(target)
+            if fault is None:
+                await self.app(scope, receive, send)
+            else:
+                await self._apply(fault, scope, receive, send)
+        finally:
+            self.log.in_flight[target] -= 1
 
     async def _apply(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
         delay = fault.latency_ms + (random.uniform(-fault.jitter_ms, fault.jitter_ms) if fault.jitter_ms else 0)

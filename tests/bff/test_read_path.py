@@ -8,6 +8,7 @@ import re
 import time
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from tests.conftest import Bff, Sandbox
@@ -167,3 +168,33 @@ async def test_no_national_identity_number_in_logs_metrics_or_redis_keys(
         # On failure, show where, with digits masked: the report itself must not leak one.
         context = re.sub(r"\d", "#", text[max(0, found.start() - 80):found.end() + 80]) if found else ""
         assert found is None, f"an 11-digit number in {name}: …{context}…"
+
+
+async def test_many_stale_entries_are_revalidated_a_few_at_a_time_and_served_meanwhile(
+        sandbox: Sandbox, make_bff: Any, redis: Redis, redis_prefix: str, monkeypatch: Any) -> None:
+    from bff import gateway
+
+    monkeypatch.setattr(gateway, "BACKGROUND_REFRESHES", 1)
+    bff = await make_bff()  # its gateway takes the bound at start
+    who = ["asane", "child_small", "child_teen", "elder"]
+    before = {h: await bff.query(LIST, who=h) for h in who}
+    # Everyone's entries go stale together, still within the revalidation window.
+    stale = [k async for k in redis.scan_iter(match=f"{redis_prefix}:appts:helse-vest:*")]
+    assert len(stale) == len(who)
+    for key in stale:
+        entry = orjson.loads(await redis.get(key))
+        entry["at"] -= 61
+        await redis.set(key, orjson.dumps(entry), keepttl=True)
+    await sandbox.clear()
+    await sandbox.fault("helse-vest", latency_ms=150)
+
+    answers = await asyncio.gather(*(bff.query(LIST, who=h) for h in who))
+
+    assert [rows(a) for a in answers] == [rows(b) for b in before.values()]  # the stale rows, at once
+    assert all(set(consulted(a).values()) == {"OK"} for a in answers)
+    for _ in range(100):
+        if (await sandbox.calls()).get("helse-vest") == len(who):
+            break
+        await asyncio.sleep(0.05)
+    assert (await sandbox.calls()).get("helse-vest") == len(who)  # each revalidated once
+    assert (await sandbox.most_at_once())["helse-vest"] == 1  # one at a time
