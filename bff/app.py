@@ -370,6 +370,8 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
     if catalogue.notifier is not None:
         notifier_client = await stack.enter_async_context(_client(catalogue.notifier.timeout))
         notifier = HttpNotifier(catalogue.notifier.url, notifier_client)
+    responses = ResponseCache(cache, ids, trusted.documents.values())
+    registry.responses_kept.set_function(lambda: len(responses))
     return Services(
         settings=settings, catalogue=catalogue, ids=ids, redis=redis, cache=cache,
         gateway=Gateway(connectors, cache, breakers, registry),
@@ -379,5 +381,5 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
         events=EventHub(redis, store, settings.redis_prefix),
         audit=AuditLog(redis, settings.redis_prefix, ids),
         rate_limiter=RateLimiter(redis, settings.redis_prefix, ids, settings.rate_limit_per_minute),
-        responses=ResponseCache(cache, ids, trusted.documents.values()),
+        responses=responses,
     )

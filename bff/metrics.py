@@ -31,6 +31,8 @@ class Metrics:
         self.redis_errors = Counter("bff_redis_errors", "Redis operations that failed", ["operation"], registry=r)
         self.responses = Counter("bff_response_cache", "Trusted query documents answered: hit (reused) or miss",
                                  ["result"], registry=r)
+        self.responses_kept = Gauge("bff_response_cache_entries", "Answers to trusted query documents kept in memory",
+                                    registry=r)
         self.graphql_requests = Counter("bff_graphql_requests", "GraphQL HTTP requests by status class",
                                         ["status"], registry=r)
 

@@ -43,8 +43,18 @@ class Kept:
 
     data: Any
     audits: tuple[Audit, ...]
+    generations: tuple[bytes, ...]
+    """The named persons' generations it was computed from."""
     expires: float
     """`time.monotonic()` from which the answer is computed again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Where a request's answer is kept, and the generations an answer must match."""
+
+    key: tuple[Any, ...]
+    generations: tuple[bytes, ...]
 
 
 def query_documents(documents: Iterable[str]) -> frozenset[str]:
@@ -67,11 +77,17 @@ class ResponseCache:
         self._queries = query_documents(documents)
         self._kept: OrderedDict[tuple[Any, ...], Kept] = OrderedDict()
 
+    def __len__(self) -> int:
+        """How many answers are kept."""
+        return len(self._kept)
+
     def applies(self, query: str | None) -> bool:
         return query is not None and query in self._queries
 
-    async def key(self, viewer_pid: str, query: str, variables: Any, operation: str | None) -> tuple[Any, ...] | None:
-        """The key for this request, or None when the answer must be computed afresh."""
+    async def key(self, viewer_pid: str, query: str, variables: Any, operation: str | None) -> Lookup | None:
+        """Where this request's answer is kept (one place per document, variables, viewer
+        and named persons: an answer from older generations is replaced there, not left
+        to take memory), or None when the answer must be computed afresh."""
         try:
             canonical = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
         except TypeError:
@@ -81,7 +97,7 @@ class ResponseCache:
         generations = await self._cache.generations(persons)
         if generations is None:
             return None
-        return document_hash(query), canonical, operation, tuple(persons), tuple(generations)
+        return Lookup((document_hash(query), canonical, operation, tuple(persons)), tuple(generations))
 
     def _named(self, variables: Any) -> set[str]:
         """Pseudonyms of the persons named by ids among the variables (at any depth)."""
@@ -101,19 +117,19 @@ class ResponseCache:
                         break
         return found
 
-    def get(self, key: tuple[Any, ...]) -> Kept | None:
-        kept = self._kept.get(key)
+    def get(self, lookup: Lookup) -> Kept | None:
+        kept = self._kept.get(lookup.key)
         if kept is None:
             return None
-        if time.monotonic() >= kept.expires:
-            del self._kept[key]
+        if kept.generations != lookup.generations or time.monotonic() >= kept.expires:
+            del self._kept[lookup.key]
             return None
-        self._kept.move_to_end(key)
+        self._kept.move_to_end(lookup.key)
         return kept
 
-    def put(self, key: tuple[Any, ...], data: Any, audits: tuple[Audit, ...], started: float) -> None:
+    def put(self, lookup: Lookup, data: Any, audits: tuple[Audit, ...], started: float) -> None:
         """Keep an answer whose computation began at `started` (`time.monotonic()`)."""
-        self._kept[key] = Kept(data, audits, started + MAX_AGE)
-        self._kept.move_to_end(key)
+        self._kept[lookup.key] = Kept(data, audits, lookup.generations, started + MAX_AGE)
+        self._kept.move_to_end(lookup.key)
         while len(self._kept) > MAX_ENTRIES:
             self._kept.popitem(last=False)

@@ -93,3 +93,23 @@ async def test_an_answer_is_computed_again_once_it_is_max_age_old(bff: Bff, monk
     assert await hits(bff) == before + 1
     await ask(bff, "asane")
     assert await hits(bff) == before + 2
+
+
+async def kept(bff: Bff) -> float:
+    text = (await bff.http.get(f"{bff.url}/metrics")).text
+    found = re.search(r"^bff_response_cache_entries ([0-9.]+)", text, re.MULTILINE)
+    assert found
+    return float(found.group(1))
+
+
+async def test_an_answer_from_older_data_is_replaced_not_kept_beside_the_new_one(bff: Bff) -> None:
+    await ask(bff, "asane")
+    first = await ask(bff, "asane")
+    count, reused = await kept(bff), await hits(bff)
+    cancellable = [n["id"] for n in first["data"]["appointments"]["nodes"] if n["canCancel"]]
+    assert len(cancellable) >= 2
+    for appointment in cancellable:  # each change of asane's data makes the kept answer useless
+        await cancel(bff, appointment)
+        await ask(bff, "asane")
+    assert await hits(bff) == reused  # every one of them computed afresh
+    assert await kept(bff) == count
