@@ -8,9 +8,11 @@ nor an HMAC keyed with a public key is ever accepted), exact issuer, our audienc
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,12 @@ from jwt import PyJWK, PyJWKSet
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 HIGH_ASSURANCE = frozenset({"idporten-loa-high", "Level4"})
 LEEWAY_SECONDS = 30
+VERIFIED_TOKENS = 10_000
+VERIFIED_FOR = 60.0
+"""A verified token is taken as verified again, without checking its signature, for this
+long (never past its `exp`): the web client sends the same token with every request, and
+checking the signature was a tenth of a warm answer's time. A token whose signing key is
+withdrawn from the JWKS is therefore refused at most this much later."""
 JWKS_REFETCH_INTERVAL = 60.0
 JWKS_LIFESPAN = 3600.0
 DEV_KEY_ID = "bff-dev-issuer-1"
@@ -116,8 +124,24 @@ class TokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._require_at_jwt = require_at_jwt
+        self._verified: OrderedDict[bytes, tuple[Viewer, float]] = OrderedDict()
+        """SHA-256 of a verified token → its viewer, and until when (`time.time()`)."""
 
     async def verify(self, token: str) -> Viewer:
+        digest = hashlib.sha256(token.encode()).digest()
+        known = self._verified.get(digest)
+        if known is not None:
+            if time.time() < known[1]:
+                self._verified.move_to_end(digest)
+                return known[0]
+            del self._verified[digest]
+        viewer, expires = await self._verify(token)
+        self._verified[digest] = (viewer, min(expires, time.time() + VERIFIED_FOR))
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return viewer
+
+    async def _verify(self, token: str) -> tuple[Viewer, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
@@ -127,7 +151,7 @@ class TokenVerifier:
         self._check_type(header)
         key = await self._keys.get(header.get("kid"))
         claims = self._decode(token, key, str(header["alg"]))
-        return self._viewer(claims)
+        return self._viewer(claims), float(claims["exp"])
 
     def _check_type(self, header: dict[str, Any]) -> None:
         typ = str(header.get("typ", "")).lower()

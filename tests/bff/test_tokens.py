@@ -86,6 +86,17 @@ async def test_a_valid_access_token_is_accepted(guarded: Bff, idp: Idp) -> None:
     assert legacy.status_code == 200
 
 
+async def test_a_token_accepted_once_vouches_for_itself_only(guarded: Bff, idp: Idp) -> None:
+    token = idp.token()
+    assert (await ask(guarded, token)).status_code == 200
+    header, payload, signature = token.split(".")
+    altered = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+    other_claims = idp.token(acr="idporten-loa-substantial")
+    for response in [await ask(guarded, f"{header}.{payload}.{altered}"), await ask(guarded, other_claims)]:
+        assert response.status_code in (401, 403)
+    assert (await ask(guarded, token)).status_code == 200
+
+
 def _forge(idp: Idp, case: str) -> str:
     if case == "bad-signature":
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
