@@ -1,0 +1,61 @@
+"""CPU per cold request, BFF against the baseline: the number the cold-list targets come down to.
+
+Starts the bench's providers with no latency, the BFF and the baseline (as `bench.run`
+does), then sends cold requests (a new person each) to both in turn, one at a time, and
+reads each server's CPU time from /proc around every request. Interleaving keeps a noisy
+neighbour from favouring either side.
+
+    python -m bench.cpu                 # 200 requests per side
+    python -m bench.cpu --requests 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from bench import run
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    run.LATENCY_MS = run.JITTER_MS = 0.0
+    bench = run.Bench(quick=True)
+    sides = {"bff": (bench.urls["bff"] + "/graphql", {"query": run.QUERY, "variables": {"first": 50}}),
+             "baseline": (bench.urls["baseline"] + "/list", {})}
+    warmup = 10
+    with ExitStack() as stack:
+        bench.start(stack)
+        tokens = bench.tokens(run.pids(2 * (args.requests + warmup), 70_000), "cpu").read_text().split()
+        wall: dict[str, list[float]] = {side: [] for side in sides}
+        cpu: dict[str, float] = dict.fromkeys(sides, 0.0)
+        with httpx.Client(timeout=30) as client:
+            for n in range(args.requests + warmup):
+                for side, (url, body) in sides.items():
+                    pid = bench.procs[side].pid
+                    before, started = cpu_seconds(pid), time.perf_counter()
+                    client.post(url, json=body, headers={"Authorization": f"Bearer {tokens.pop()}"}).raise_for_status()
+                    if n >= warmup:
+                        wall[side].append((time.perf_counter() - started) * 1000)
+                        cpu[side] += cpu_seconds(pid) - before
+    for side in sides:
+        print(f"{side:9} wall p50 {statistics.median(wall[side]):5.1f} ms   "
+              f"CPU {cpu[side] / args.requests * 1000:5.1f} ms per cold request")
+    print(f"BFF/baseline CPU: {cpu['bff'] / cpu['baseline']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
