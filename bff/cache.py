@@ -175,7 +175,6 @@ class AppointmentCache:
             return
         changed = list(changed)
         releasing = [key for key in items if key in self._held]
-        self._held.difference_update(releasing)
 
         def write(pipe: Pipeline) -> None:
             for key, value in items.items():
@@ -185,6 +184,8 @@ class AppointmentCache:
 
         async def send() -> None:
             await self._send(write)
+            # Only once written: after a failure `release_many` still owes the release.
+            self._held.difference_update(releasing)
 
         await self._safely("write", send, None)
 
@@ -222,7 +223,10 @@ class AppointmentCache:
         return await self._safely("lock", take, (set(wanted), {}))
 
     async def leased(self, keys: list[str]) -> list[bool]:
-        """Whether someone still holds each key's lease."""
+        """Whether someone still holds each key's lease. When Redis cannot say (it timed
+        out a moment ago, say, because the event loop was busy) the answer is yes: a caller
+        waiting for another process's entry keeps waiting, up to its deadline, instead of
+        reporting that process's fetch as failed."""
 
         def build(pipe: Pipeline) -> None:
             for key in keys:
@@ -231,7 +235,7 @@ class AppointmentCache:
         async def check() -> list[bool]:
             return [bool(n) for n in await self._send(build)]
 
-        return await self._safely("lock", check, [False] * len(keys))
+        return await self._safely("lock", check, [True] * len(keys))
 
     async def release_many(self, keys: Iterable[str]) -> None:
         """Release this process's leases on `keys` that writing their entries has not."""

@@ -61,3 +61,27 @@ async def test_a_lease_held_elsewhere_is_waited_for_and_its_entry_used(redis: Re
     answer, _ = await asyncio.gather(second.run({"p": key}, never, LEASE, deadline), finish_first())
     assert answer == {"p": "from the first"}
     assert not await redis.exists(f"{key}:lease")
+
+
+async def test_a_waiter_whose_redis_falters_keeps_waiting_instead_of_reporting_a_failure(
+        redis: Redis, redis_prefix: str) -> None:
+    import time
+
+    first_cache, _ = process(redis, redis_prefix)
+    second_cache, second = process(redis, redis_prefix)
+    key = f"{redis_prefix}:appts:helse-midt:future:2026-11-27:someone"
+    await first_cache.lock_many([key], LEASE)
+
+    async def never(own: list[str]) -> dict[str, str]:
+        raise AssertionError("the lease is held elsewhere")
+
+    async def meanwhile() -> None:
+        await asyncio.sleep(0.05)
+        # The waiter's Redis times out (a busy event loop, say): it skips Redis for a moment.
+        second_cache._down_until = time.monotonic() + 0.3
+        await asyncio.sleep(0.05)
+        await first_cache.put_many({key: b"from the first"}, 60)
+
+    deadline = asyncio.get_running_loop().time() + 5
+    answer, _ = await asyncio.gather(second.run({"p": key}, never, LEASE, deadline), meanwhile())
+    assert answer == {"p": "from the first"}
