@@ -38,6 +38,7 @@ def main() -> None:
              "baseline": (bench.urls["baseline"] + "/list", {})}
     warmup = 10
     with ExitStack() as stack:
+        stack.callback(bench.cleanup)
         bench.start(stack)
         tokens = bench.tokens(run.pids(2 * (args.requests + warmup), 70_000), "cpu").read_text().split()
         wall: dict[str, list[float]] = {side: [] for side in sides}

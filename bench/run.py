@@ -124,6 +124,22 @@ class Bench:
         time.sleep(0.5)
         return f"redis://127.0.0.1:{port}/0"
 
+    def cleanup(self) -> None:
+        """Delete what this run wrote to Redis (its own prefix): a shared Redis left with
+        a hundred thousand bench keys makes every later SCAN there slow."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{self.prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+        client.close()
+
     def env(self) -> dict[str, str]:
         return {**os.environ, "REDIS_URL": self.redis_url, "BFF_REDIS_PREFIX": self.prefix,
                 "BFF_SOURCES": str(ROOT / "sources.toml"), "BFF_SANDBOX_URL": self.urls["providers"],
@@ -383,6 +399,7 @@ def main() -> None:
     args = parser.parse_args()
     bench = Bench(args.quick)
     with ExitStack() as stack:
+        stack.callback(bench.cleanup)
         bench.start(stack)
         results: dict[str, Any] = {"a": bench.scenario_a(), "b": bench.scenario_b(), "c": bench.scenario_c(),
                                    "d": asyncio.run(bench.scenario_d()), "e": asyncio.run(bench.scenario_e())}

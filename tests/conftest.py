@@ -132,7 +132,7 @@ async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(TEST_REDIS_URL)
     await client.ping()
     yield client
-    keys = [k async for k in client.scan_iter(match=f"{redis_prefix}:*")]
+    keys = [k async for k in client.scan_iter(match=f"{redis_prefix}:*", count=1000)]
     if keys:
         await client.delete(*keys)
     await client.aclose()
@@ -168,7 +168,7 @@ async def bff_server(sandbox: Sandbox, redis: Redis, redis_prefix: str,
 async def bff(bff_server: tuple[RunningServer, Settings, Any], sandbox: Sandbox, redis: Redis,
               redis_prefix: str) -> AsyncIterator[Bff]:
     """The running BFF, with a clean cache, closed breakers, no faults and zeroed call counters."""
-    keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}:*")]
+    keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}:*", count=1000)]
     if keys:
         await redis.delete(*keys)
     await sandbox.reset()

@@ -50,7 +50,7 @@ async def test_aliases_duplicates_node_lookups_and_representation_cost_one_call_
 
 async def _flush(bff: Bff) -> None:
     redis = Redis.from_url(bff.settings.redis_url or "")
-    keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:*")]
+    keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:*", count=1000)]
     if keys:
         await redis.delete(*keys)
     await redis.aclose()
@@ -97,7 +97,7 @@ async def test_a_source_slower_than_the_deadline_is_unavailable_and_the_answer_c
 
 async def _flush_source(bff: Bff, source_id: str) -> None:
     redis = Redis.from_url(bff.settings.redis_url or "")
-    keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:appts:{source_id}:*")]
+    keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:appts:{source_id}:*", count=1000)]
     if keys:
         await redis.delete(*keys)
     await redis.aclose()
@@ -160,7 +160,7 @@ async def test_no_national_identity_number_in_logs_metrics_or_redis_keys(
     metrics = (await bff.http.get(f"{bff.url}/metrics")).text
     captured = capfd.readouterr()
     pid = re.compile(r"(?<!\d)\d{11}(?!\d)")
-    keys = [k.decode() async for k in redis.scan_iter(match=f"{redis_prefix}:*")]
+    keys = [k.decode() async for k in redis.scan_iter(match=f"{redis_prefix}:*", count=1000)]
     assert keys
     for name, text in (("stdout", captured.out), ("stderr", captured.err), ("metrics", metrics),
                        ("redis keys", "\n".join(keys))):
@@ -179,7 +179,7 @@ async def test_many_stale_entries_are_revalidated_a_few_at_a_time_and_served_mea
     who = ["asane", "child_small", "child_teen", "elder"]
     before = {h: await bff.query(LIST, who=h) for h in who}
     # Everyone's entries go stale together, still within the revalidation window.
-    stale = [k async for k in redis.scan_iter(match=f"{redis_prefix}:appts:helse-vest:*")]
+    stale = [k async for k in redis.scan_iter(match=f"{redis_prefix}:appts:helse-vest:*", count=1000)]
     assert len(stale) == len(who)
     for key in stale:
         entry = orjson.loads(await redis.get(key))

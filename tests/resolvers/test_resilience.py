@@ -45,7 +45,7 @@ async def test_a_paged_fhir_source_failing_mid_way_is_unavailable_not_partial(bf
 async def test_a_failing_source_is_served_stale_from_cache(bff: Bff, sandbox: Sandbox, redis, redis_prefix) -> None:
     fresh = await bff.query(LIST, who="asane")
     # Age every cached entry past its freshness, then break the provider.
-    async for key in redis.scan_iter(match=f"{redis_prefix}:appts:bergen-kommune:*"):
+    async for key in redis.scan_iter(match=f"{redis_prefix}:appts:bergen-kommune:*", count=1000):
         raw = await redis.get(key)
         import orjson
 
@@ -80,7 +80,7 @@ async def test_one_appointment_of_the_wrong_shape_does_not_cost_the_others(
     only_vest = {"filter": {"sourceIds": ["helse-vest"]}}
     before = rows(await bff.query(LIST, only_vest, who="asane"))
     assert before
-    await redis.delete(*[k async for k in redis.scan_iter(match=f"{redis_prefix}:*")])
+    await redis.delete(*[k async for k in redis.scan_iter(match=f"{redis_prefix}:*", count=1000)])
     mine = next(a for a in sandbox.state.world.fhir["helse-vest"] if a.patient == PEOPLE["asane"].pid)
     broken = copy.deepcopy(mine)
     broken.resource.update({"id": "wrong-shape", **breakage})
