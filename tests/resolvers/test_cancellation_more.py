@@ -66,8 +66,18 @@ async def test_flags_without_cancel_are_refused_before_any_call(bff: Bff, sandbo
     assert "helse-vest" not in await sandbox.calls()
 
 
-async def test_a_restart_resumes_a_request_that_could_not_be_sent(bff: Bff, sandbox: Sandbox, make_bff: Any) -> None:
+async def test_a_restart_resumes_a_request_that_could_not_be_sent(bff: Bff, sandbox: Sandbox, make_bff: Any,
+                                                                  redis: Any) -> None:
     prefix = f"restart-{uuid.uuid4().hex[:8]}"
+    try:
+        await _restart_resumes(bff, sandbox, make_bff, prefix)
+    finally:  # its own prefix: the shared `redis` fixture cleans up only the usual one
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+
+
+async def _restart_resumes(bff: Bff, sandbox: Sandbox, make_bff: Any, prefix: str) -> None:
     first = await make_bff(redis_prefix=prefix)
     visit = next(r for r in rows(await first.query(LIST, {"filter": {"sourceIds": ["bergen-kommune"]}}, who="asane"))
                  if r["canCancel"])
