@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 from redis.asyncio import Redis
@@ -72,9 +72,7 @@ class AppointmentCache:
         changed = list(pids)
 
         async def renew() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                self._renew_generations(pipe, changed)
-                await pipe.execute()
+            await self._send(lambda pipe: self._renew_generations(pipe, changed))
 
         if changed:
             await self._safely("bump", renew, None)
@@ -88,9 +86,10 @@ class AppointmentCache:
             values = await self._redis.mget([self._generation_key(p) for p in pseudonyms])
         except (RedisError, OSError):
             return None
-        if any(v is None for v in values):
+        found = [_as_bytes(v) for v in values]
+        if any(v is None for v in found):
             return None
-        return [v if isinstance(v, bytes) else str(v).encode() for v in values]
+        return cast(list[bytes], found)
 
     async def _safely(self, operation: str, call: Callable[[], Awaitable[T]], fallback: T) -> T:
         if time.monotonic() < self._down_until:
@@ -163,7 +162,7 @@ class AppointmentCache:
 
         async def read() -> list[bytes | None]:
             (values,) = await self._send(build)
-            return [v if isinstance(v, bytes) or v is None else v.encode() for v in values]
+            return [_as_bytes(v) for v in values]
 
         return await self._safely("read", read, [None] * len(keys))
 
@@ -216,8 +215,7 @@ class AppointmentCache:
             results = await self._send(build)
             taken = {key for key, ok in zip(wanted, results[0::2], strict=True) if ok}
             self._held |= taken
-            values = {key: v if isinstance(v, bytes) or v is None else str(v).encode()
-                      for key, v in zip(wanted, results[1::2], strict=True)}
+            values = {key: _as_bytes(v) for key, v in zip(wanted, results[1::2], strict=True)}
             return taken, values
 
         return await self._safely("lock", take, (set(wanted), {}))
@@ -251,3 +249,8 @@ class AppointmentCache:
     def _release(self, pipe: Pipeline, keys: list[str]) -> None:
         for key in keys:
             pipe.eval(RELEASE_SCRIPT, 1, f"{key}:lease", self._token)
+
+
+def _as_bytes(value: object) -> bytes | None:
+    """A value as Redis stored it (bytes), whether or not the client decodes responses."""
+    return value if value is None or isinstance(value, bytes) else str(value).encode()
