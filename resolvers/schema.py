@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from resolvers.cancellation import Mutation, Subscription
 from resolvers.errors import PublicErrors
+from resolvers.execution import LeanExecutionContext
 from resolvers.limits import CostLimitRule
 from resolvers.query import Query
 
@@ -43,6 +44,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=production),
+        execution_context_class=LeanExecutionContext,
         extensions=[
             *hardening,
             lambda: AddValidationRules(list(LIMIT_RULES)),

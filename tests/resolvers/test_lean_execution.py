@@ -1,0 +1,155 @@
+"""The basic-leaf-field shortcut answers exactly as graphql-core's full path does: the same
+data, and the same errors at the same paths when a value is null or not what its type says."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, NewType
+
+import pytest
+import strawberry
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from resolvers import execution
+from resolvers.execution import LeanExecutionContext
+from resolvers.schema import build_schema
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+Shy = NewType("Shy", str)
+CONFIG = StrawberryConfig(scalar_map={Shy: strawberry.scalar(
+    name="Shy", serialize=lambda v: None if v == "hidden" else v, parse_value=str,
+    description="Serializes \"hidden\" to null, as a custom scalar may.")})
+
+
+@strawberry.type
+class Place:
+    name: str | None
+    code: int
+
+
+@strawberry.type
+class Row:
+    id: strawberry.ID
+    title: str
+    note: str | None
+    colour: Colour
+    shade: Colour | None
+    at: datetime
+    count: int
+    ratio: float
+    flag: bool
+    place: Place | None
+    tags: list[str]
+    mood: Shy
+    secret: strawberry.Private[str]
+
+    @strawberry.field
+    def shout(self, times: int = 1) -> str:
+        return self.title.upper() * times
+
+    @strawberry.field
+    async def later(self) -> str:
+        return self.secret[::-1]
+
+
+def row(**changes: Any) -> Row:
+    values: dict[str, Any] = {
+        "id": strawberry.ID("r1"), "title": "Kontroll", "note": None, "colour": Colour.RED, "shade": None,
+        "at": datetime(2026, 11, 27, 9, 30, tzinfo=UTC), "count": 3, "ratio": 0.5, "flag": True,
+        "place": Place(name="Haukeland", code=7), "tags": ["a", "b"], "mood": "calm", "secret": "terces",
+    }
+    values.update(changes)
+    return Row(**values)
+
+
+ROWS: list[Row] = []
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def rows(self) -> list[Row]:
+        return ROWS
+
+
+class Shouting(SchemaExtension):
+    """A resolver middleware: every string comes back in capitals."""
+
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        value = _next(root, info, *args, **kwargs)
+        return value.upper() if isinstance(value, str) else value
+
+
+def schemas(*extensions: type[SchemaExtension]) -> tuple[strawberry.Schema, strawberry.Schema]:
+    lean = strawberry.Schema(query=Query, execution_context_class=LeanExecutionContext, extensions=extensions,
+                              config=CONFIG)
+    full = strawberry.Schema(query=Query, execution_context_class=StrawberryGraphQLCoreExecutionContext,
+                             extensions=extensions, config=CONFIG)
+    return lean, full
+
+
+QUERY = """{ rows { id title note colour shade at count ratio flag tags mood place { name code }
+  shout(times: 2) later first: title alias: colour } }"""
+
+BROKEN = {
+    "null for a non-null string": {"title": None},
+    "null for a non-null enum": {"colour": None},
+    "a string where an int belongs": {"count": "many"},
+    "a naive value where a datetime belongs": {"at": "not a datetime"},
+    "an unknown enum value": {"shade": "green"},
+    "a custom scalar that serializes to null": {"mood": "hidden"},
+    "null for a non-null nested int": {"place": Place(name=None, code=None)},  # type: ignore[arg-type]
+}
+
+
+def answer(result: Any) -> tuple[Any, list[tuple[str, tuple[Any, ...]]]]:
+    return result.data, sorted((e.message, tuple(e.path or ())) for e in result.errors or [])
+
+
+async def test_the_shortcut_gives_the_same_answers_as_the_full_path() -> None:
+    lean, full = schemas()
+    ROWS[:] = [row(), row(id=strawberry.ID("r2"), note="Ta med henvisning", shade=Colour.BLUE, flag=False)]
+    lean_result, full_result = await lean.execute(QUERY), await full.execute(QUERY)
+    assert full_result.errors is None
+    assert answer(lean_result) == answer(full_result)
+    assert lean_result.data is not None
+    assert lean_result.data["rows"][1]["at"] == "2026-11-27T09:30:00+00:00"
+    assert lean_result.data["rows"][1]["shade"] == "BLUE"
+
+
+@pytest.mark.parametrize("changes", list(BROKEN.values()), ids=list(BROKEN))
+async def test_bad_values_fail_exactly_as_on_the_full_path(changes: dict[str, Any]) -> None:
+    lean, full = schemas()
+    ROWS[:] = [row(), row(id=strawberry.ID("r2"), **changes)]
+    lean_result, full_result = await lean.execute(QUERY), await full.execute(QUERY)
+    assert full_result.errors, "the broken value should be an error"
+    assert answer(lean_result) == answer(full_result)
+
+
+async def test_a_resolver_middleware_sees_every_field() -> None:
+    lean, full = schemas(Shouting)
+    ROWS[:] = [row(note="Ta med henvisning")]
+    lean_result, full_result = await lean.execute(QUERY), await full.execute(QUERY)
+    assert answer(lean_result) == answer(full_result)
+    assert lean_result.data is not None
+    assert lean_result.data["rows"][0]["note"] == "TA MED HENVISNING"
+
+
+def test_the_list_fields_take_the_shortcut_and_resolvers_do_not() -> None:
+    schema = build_schema()
+    types = schema._schema.type_map
+    for type_name, field in [("Appointment", "title"), ("Appointment", "start"), ("Appointment", "status"),
+                             ("Appointment", "id"), ("Location", "address"), ("AppointmentConnection", "totalCount")]:
+        assert execution._plan(types[type_name], field) is not None, (type_name, field)
+    for type_name, field in [("Appointment", "location"), ("Appointment", "source"), ("AppointmentEdge", "cursor"),
+                             ("Person", "mayActFor"), ("Query", "appointments")]:
+        assert execution._plan(types[type_name], field) is None, (type_name, field)
