@@ -35,6 +35,7 @@ from bff.rules import TimeFilter, applies_to, shows, sort_key
 from bff.settings import DEV_ISSUER, Settings
 from bff.sources import SourceConfig, load_sources
 from bff.timez import start_of_day, today
+from connectors.base import ProviderClient
 from connectors.fhir import FhirConnector
 from connectors.municipal import MunicipalConnector
 from connectors.persons import HttpPersonDirectory
@@ -73,7 +74,7 @@ def app() -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=5, limits=httpx.Limits(max_connections=200)) as client:
+        async with ProviderClient(timeout=5, limits=httpx.Limits(max_connections=200)) as client:
             redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
             state.update(client=client, redis=redis,
                          cache=AppointmentCache(redis, settings.redis_prefix, ids, Metrics()),

@@ -66,7 +66,7 @@ from bff.timez import today
 from bff.trusted import TrustedDocuments, operations_dir
 from bff.webhooks import webhook
 from bff.worker import CancellationWorker
-from connectors.base import AppointmentConnector, CancelConnector
+from connectors.base import AppointmentConnector, CancelConnector, ProviderClient
 from connectors.fhir import FhirCanceller, FhirConnector
 from connectors.municipal import MunicipalCanceller, MunicipalConnector
 from connectors.notifier import HttpNotifier
@@ -84,8 +84,8 @@ READY_TIMEOUT = 1.0
 
 def _client(timeout: float) -> httpx.AsyncClient:
     """One client (its own pool) per upstream: a bulkhead, so one slow provider cannot
-    take every connection."""
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
+    take every connection. Cookie-free: it serves every citizen."""
+    return ProviderClient(timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
                              limits=POOL_LIMITS, follow_redirects=False)
 
 

@@ -78,6 +78,42 @@ def read_json(source: str, response: httpx.Response) -> Any:
         raise SourceUnavailable(source, "response body is not JSON", "malformed") from exc
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing and adds nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+class ProviderClient(httpx.AsyncClient):
+    """An httpx client for calls to providers, which never keeps or sends cookies.
+
+    One client serves every citizen's requests to a provider, so a cookie a provider
+    sets while answering for one person (a gateway's session or affinity cookie, say)
+    must not go out with the next person's request. httpx keeps cookies per client by
+    default; this one has none. Skipping the cookie jar also saves the two urllib
+    objects httpx built for it on every response (README, Benchmark)."""
+
+    _none = _NoCookies()
+
+    def __init__(self, **options: Any) -> None:
+        if options.get("cookies"):
+            raise ValueError("provider calls never carry cookies")
+        super().__init__(**options)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._none
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        if cookies:
+            raise ValueError("provider calls never carry cookies")
+
+
 async def send(source: str, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     """Send one request, mapping transport failures to `SourceUnavailable`."""
     try:
