@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bff.app import tune_gc
 from bff.auth import KeySet, TokenError, TokenVerifier, bearer_token, dev_jwks, load_dev_key
 from bff.cache import AppointmentCache
 from bff.codec import load_entry, load_person
@@ -74,6 +75,7 @@ def app() -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        tune_gc()  # the same collector settings as the BFF's process: a like-for-like runtime
         async with ProviderClient(timeout=5, limits=httpx.Limits(max_connections=200)) as client:
             redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
             state.update(client=client, redis=redis,
