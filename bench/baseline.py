@@ -111,7 +111,7 @@ def app() -> Starlette:
             return Response(status_code=401)
         cache: AppointmentCache = state["cache"]
         person_raw = (await cache.get_many([cache.person_key(pid)]))[0]
-        person: PersonRecord | None = load_person(person_raw)[0] if person_raw else None
+        person: PersonRecord | None = load_person(person_raw, pid)[0] if person_raw else None
         chosen = [s for s in catalogue.sources if applies_to(s, person)]
         raws = await cache.get_many([cache.key(s.id, "future", today(), pid) for s in chosen])
         rows = [r for s, raw in zip(chosen, raws, strict=True) if raw

@@ -76,11 +76,17 @@ def load_entry(data: bytes, pid: str) -> tuple[tuple[Appointment, ...], float, i
 
 
 def dump_person(record: PersonRecord | None, fetched_at: float) -> bytes:
-    """A directory answer (None: the directory does not know the person)."""
-    return orjson.dumps({"at": fetched_at, "record": record})
+    """A directory answer (None: the directory does not know the person), without the
+    person's own pid: the key names them (by pseudonym). The pids of those they may act for
+    stay: they are what the list is fetched by."""
+    fields = None
+    if record is not None:
+        fields = {f: getattr(record, f) for f in PersonRecord.__dataclass_fields__ if f != "pid"}
+    return orjson.dumps({"at": fetched_at, "record": fields})
 
 
-def load_person(data: bytes) -> tuple[PersonRecord | None, float]:
+def load_person(data: bytes, pid: str) -> tuple[PersonRecord | None, float]:
+    """The record and its fetch time (epoch seconds) of the person the key names (`pid`)."""
     try:
         entry = orjson.loads(data)
         raw = entry["record"]
@@ -89,7 +95,7 @@ def load_person(data: bytes) -> tuple[PersonRecord | None, float]:
             return None, at
         reps = tuple(Representation(pid=r["pid"], name=r["name"], birth_date=_date(r["birth_date"]),
                                     basis=RepresentationBasis(r["basis"])) for r in raw["may_act_for"])
-        return PersonRecord(pid=raw["pid"], name=raw["name"], birth_date=_date(raw["birth_date"]),
+        return PersonRecord(pid=pid, name=raw["name"], birth_date=_date(raw["birth_date"]),
                             confidential=raw["confidential"], municipality=raw["municipality"],
                             district=raw["district"], gp_her_id=raw["gp_her_id"], gp_name=raw["gp_name"],
                             may_act_for=reps), at

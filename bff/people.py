@@ -34,7 +34,7 @@ class People:
     async def get_many(self, pids: list[str], deadline: float) -> list[PersonLookup]:
         keys = {pid: self._cache.person_key(pid) for pid in pids}
         raws = dict(zip(pids, await self._cache.get_many(list(keys.values())), strict=True))
-        cached = {pid: _read(raw) for pid, raw in raws.items()}
+        cached = {pid: _read(raw, pid) for pid, raw in raws.items()}
         found = {pid: PersonLookup(c[0]) for pid, c in cached.items() if c and time.time() - c[1] < PERSON_TTL}
         missing = {pid: keys[pid] for pid in pids if pid not in found}
         if missing:
@@ -61,14 +61,14 @@ class People:
 
 
 def _fresh(pid: str, raw: bytes | None) -> PersonLookup | None:
-    cached = _read(raw)
+    cached = _read(raw, pid)
     return PersonLookup(cached[0]) if cached and time.time() - cached[1] < PERSON_TTL else None
 
 
-def _read(raw: bytes | None) -> tuple[PersonRecord | None, float] | None:
+def _read(raw: bytes | None, pid: str) -> tuple[PersonRecord | None, float] | None:
     if raw is None:
         return None
     try:
-        return load_person(raw)
+        return load_person(raw, pid)
     except ValueError:
         return None
