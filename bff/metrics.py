@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 """No `*_created` series: in the text format Prometheus scrapes they are one more series per
 counter and histogram child, holding a start timestamp nothing here reads. (The privacy
 test also once took such a timestamp, printed with exactly 11 digits, for a pid.)"""
