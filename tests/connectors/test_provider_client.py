@@ -3,6 +3,10 @@ provider sets while answering for one person must not go out with the next one's
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from typing import Any
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -11,7 +15,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bff.serving import start_server
-from connectors.base import ProviderClient
+from connectors.base import ProviderClient, SourceUnavailable, send
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def answer(request: Request) -> JSONResponse:
@@ -26,9 +36,10 @@ async def test_a_cookie_set_for_one_person_is_not_sent_for_the_next() -> None:
     try:
         async with httpx.AsyncClient() as plain, ProviderClient() as provider:
             for client, kept in ((plain, True), (provider, False)):
-                first = await client.get(f"{server.url}/Appointment", params={"person": "a"})
+                url = server.url.replace("127.0.0.1", "localhost")  # a host name: cookie jars refuse IP addresses
+                first = await client.get(f"{url}/Appointment", params={"person": "a"})
                 assert first.headers["set-cookie"].startswith("session=for-a")
-                second = await client.get(f"{server.url}/Appointment", params={"person": "b"})
+                second = await client.get(f"{url}/Appointment", params={"person": "b"})
                 # The plain client shows what is at stake; the provider client keeps nothing.
                 assert (second.json()["cookie"] == "session=for-a") is kept
                 assert bool(client.cookies) is kept
@@ -40,3 +51,39 @@ async def test_cookies_cannot_be_given_to_it() -> None:
     with pytest.raises(ValueError, match="never carry cookies"):
         ProviderClient(cookies={"session": "x"})
     assert not ProviderClient().cookies
+
+
+async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read the request, then close the connection without an answer."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+
+
+async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Read the request, then wait (answering nothing) until the caller gives up."""
+    await reader.readuntil(b"\r\n\r\n")
+    await reader.read()
+    writer.close()
+
+
+async def failure(server: Any, timeout: float = 5.0) -> SourceUnavailable:
+    port = server.sockets[0].getsockname()[1] if server else free_port()
+    async with ProviderClient(timeout=timeout) as client:
+        with pytest.raises(SourceUnavailable) as raised:
+            await send("helse-vest", client, client.build_request("GET", f"http://127.0.0.1:{port}/Appointment"))
+    return raised.value
+
+
+@pytest.mark.parametrize(("handler", "timeout", "kind"), [
+    (hang_up, 5.0, "transport"),
+    (say_nothing, 0.2, "timeout"),
+    (None, 5.0, "transport"),
+], ids=["hung-up", "no-answer-in-time", "connection-refused"])
+async def test_failures_are_told_apart_for_the_metrics(handler: Any, timeout: float, kind: str) -> None:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0) if handler else None
+    try:
+        error = await failure(server, timeout)
+    finally:
+        if server:
+            server.close()
+    assert error.kind == kind, error.reason
