@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt import PyJWK, PyJWKSet
+
+from bff.lru import Lru
 
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 HIGH_ASSURANCE = frozenset({"idporten-loa-high", "Level4"})
@@ -124,7 +125,7 @@ class TokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._require_at_jwt = require_at_jwt
-        self._verified: OrderedDict[bytes, tuple[Viewer, float]] = OrderedDict()
+        self._verified: Lru[bytes, tuple[Viewer, float]] = Lru(VERIFIED_TOKENS)
         """SHA-256 of a verified token → its viewer, and until when (`time.time()`)."""
 
     async def verify(self, token: str) -> Viewer:
@@ -132,13 +133,10 @@ class TokenVerifier:
         known = self._verified.get(digest)
         if known is not None:
             if time.time() < known[1]:
-                self._verified.move_to_end(digest)
                 return known[0]
-            del self._verified[digest]
+            self._verified.discard(digest)
         viewer, expires = await self._verify(token)
-        self._verified[digest] = (viewer, min(expires, time.time() + VERIFIED_FOR))
-        if len(self._verified) > VERIFIED_TOKENS:
-            self._verified.popitem(last=False)
+        self._verified.put(digest, (viewer, min(expires, time.time() + VERIFIED_FOR)))
         return viewer
 
     async def _verify(self, token: str) -> tuple[Viewer, float]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,6 +30,7 @@ from bff.breakers import Breakers, CircuitOpen
 from bff.cache import AppointmentCache
 from bff.codec import dump_entry, load_entry
 from bff.domain import Appointment
+from bff.lru import Lru
 from bff.metrics import Metrics
 from bff.singleflight import SingleFlight
 from bff.sources import SourceConfig
@@ -113,7 +113,7 @@ class Gateway:
         self._breakers = breakers
         self._metrics = metrics
         self._flights: dict[str, SingleFlight[str, Result]] = {}
-        self._decoded: OrderedDict[str, tuple[bytes, Cached]] = OrderedDict()
+        self._decoded: Lru[str, tuple[bytes, Cached]] = Lru(DECODED_ENTRIES)
         self._background: set[asyncio.Task[None]] = set()
         self._refresh_slots = asyncio.Semaphore(BACKGROUND_REFRESHES)
         self._refreshing: set[str] = set()
@@ -150,13 +150,10 @@ class Gateway:
             return None
         known = self._decoded.get(key)
         if known is not None and known[0] == raw:
-            self._decoded.move_to_end(key)
             return known[1]
         entry = _decode(raw, pid)
         if entry is not None:
-            self._decoded[key] = (raw, entry)
-            if len(self._decoded) > DECODED_ENTRIES:
-                self._decoded.popitem(last=False)
+            self._decoded.put(key, (raw, entry))
         return entry
 
     def _triage(self, source: SourceConfig, entries: dict[str, Cached | None],

@@ -17,7 +17,6 @@ records behind `me.mayActFor`) can make an answer at most `MAX_AGE` old."""
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from graphql import OperationDefinitionNode, OperationType, parse
 
 from bff.cache import AppointmentCache
 from bff.ids import Ids
+from bff.lru import Lru
 from bff.trusted import document_hash
 
 MAX_ENTRIES = 10_000
@@ -75,7 +75,7 @@ class ResponseCache:
         self._cache = cache
         self._ids = ids
         self._queries = query_documents(documents)
-        self._kept: OrderedDict[tuple[Any, ...], Kept] = OrderedDict()
+        self._kept: Lru[tuple[Any, ...], Kept] = Lru(MAX_ENTRIES)
 
     def __len__(self) -> int:
         """How many answers are kept."""
@@ -122,14 +122,10 @@ class ResponseCache:
         if kept is None:
             return None
         if kept.generations != lookup.generations or time.monotonic() >= kept.expires:
-            del self._kept[lookup.key]
+            self._kept.discard(lookup.key)
             return None
-        self._kept.move_to_end(lookup.key)
         return kept
 
     def put(self, lookup: Lookup, data: Any, audits: tuple[Audit, ...], started: float) -> None:
         """Keep an answer whose computation began at `started` (`time.monotonic()`)."""
-        self._kept[lookup.key] = Kept(data, audits, lookup.generations, started + MAX_AGE)
-        self._kept.move_to_end(lookup.key)
-        while len(self._kept) > MAX_ENTRIES:
-            self._kept.popitem(last=False)
+        self._kept.put(lookup.key, Kept(data, audits, lookup.generations, started + MAX_AGE))
