@@ -21,7 +21,7 @@ from connectors.base import (
     read_json,
     send,
 )
-from connectors.fhir_mapping import FNR_SYSTEM, appointments_in
+from connectors.fhir_mapping import FNR_SYSTEM, appointments_among, appointments_in
 from connectors.fhir_refs import iter_entries
 
 PAGE_SIZE = 100
@@ -91,9 +91,8 @@ class FhirConnector:
         return absolute
 
     def _map(self, entries: list[tuple[str | None, Any]], patients: frozenset[str]) -> FetchResult:
-        merged = {"resourceType": "Bundle", "entry": [{"fullUrl": u, "resource": r} for u, r in entries]}
-        rows, skipped = appointments_in(merged, source_id=self.source_id, patients=patients,
-                                        patient_cancel_codes=self._patient_codes)
+        rows, skipped = appointments_among(entries, source_id=self.source_id, patients=patients,
+                                           patient_cancel_codes=self._patient_codes)
         by_patient: dict[str, list[Appointment]] = {pid: [] for pid in patients}
         for row in rows:
             by_patient[row.patient_pid].append(row)
@@ -167,8 +166,8 @@ class FhirCanceller:
 
 def _outcome_text(response: httpx.Response) -> str | None:
     try:
-        body = response.json()
-    except ValueError:
+        body = read_json("error body", response)
+    except SourceUnavailable:
         return None
     if not isinstance(body, dict):
         return None

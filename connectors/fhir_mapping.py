@@ -346,6 +346,19 @@ def appointments_in(
         entries = [(None, resource)]
     else:
         return [], 0
+    return appointments_among(entries, source_id=source_id, patients=patients,
+                              patient_cancel_codes=patient_cancel_codes)
+
+
+def appointments_among(
+    entries: list[tuple[str | None, Resource]],
+    *,
+    source_id: str,
+    patients: frozenset[str] | None,
+    patient_cancel_codes: frozenset[str] = frozenset(),
+) -> tuple[list[Appointment], int]:
+    """Every shown Appointment among a search's (fullUrl, resource) entries — all its
+    pages together, so references resolve across them — and how many could not be read."""
     index = BundleIndex.of(entries)
     found: list[Appointment] = []
     skipped = 0

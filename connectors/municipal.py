@@ -146,8 +146,8 @@ class MunicipalCanceller:
 
 def _error_text(response: httpx.Response) -> str | None:
     try:
-        body = response.json()
-    except ValueError:
+        body = read_json("error body", response)
+    except SourceUnavailable:
         return None
     for field in ("message", "error", "detail"):
         if isinstance(body, dict) and isinstance(body.get(field), str):
