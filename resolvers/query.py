@@ -38,6 +38,7 @@ from resolvers.types import (
     Person,
     Source,
     SourceResult,
+    list_position,
 )
 
 MAX_PAGE_SIZE = 100
@@ -100,12 +101,8 @@ def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig,
     )
 
 
-def _position(appt: domain.Appointment) -> tuple[str, str, str]:
-    return appt.start.isoformat(), appt.source_id, appt.upstream_id
-
-
 def _cursor(info: Info, appt: domain.Appointment) -> str:
-    return info.context.services.ids.encode("K", *_position(appt))
+    return info.context.services.ids.encode("K", *list_position(appt))
 
 
 def _after(info: Info, after: str | None) -> tuple[datetime, str, str] | None:
@@ -232,7 +229,7 @@ class Query:
         owner = ctx.services.ids.pseudonym(subject.pid)
         nodes = [appointment_node(info, a, sources[a.source_id], patient, latest.get((a.source_id, a.upstream_id)),
                                   owner, source_nodes[a.source_id]) for a in page]
-        edges = [AppointmentEdge(node=n, position=_position(a)) for a, n in zip(page, nodes, strict=True)]
+        edges = [AppointmentEdge(node=n, row=a) for a, n in zip(page, nodes, strict=True)]
         await ctx.audit(subject.pid, "list", "ok", ",".join(c.source.id for c in consulted))
         ctx.degraded = ctx.degraded or any(c.outcome.state is not SourceState.OK for c in consulted)
         return AppointmentConnection(

@@ -123,15 +123,20 @@ class Appointment(Node):
         strawberry.field(description="The latest cancellation request for it, if any."))
 
 
+def list_position(appt: domain.Appointment) -> tuple[str, str, str]:
+    """Where a row sits in the list's order: what a cursor holds (encrypted)."""
+    return appt.start.isoformat(), appt.source_id, appt.upstream_id
+
+
 @strawberry.type(description="A list position.")
 class AppointmentEdge:
     node: Appointment = strawberry.field(description="The appointment.")
-    position: strawberry.Private[tuple[str, str, str]]
+    row: strawberry.Private[domain.Appointment]
 
     @strawberry.field(description="Pass as `after` to continue after this row.")
     def cursor(self, info: strawberry.Info) -> str:
         # Made only when asked for: it costs an encryption per row.
-        return str(info.context.services.ids.encode("K", *self.position))
+        return str(info.context.services.ids.encode("K", *list_position(self.row)))
 
 
 @strawberry.type(description="Pagination state.")
