@@ -141,8 +141,18 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
                              root_value: Any, request_data: GraphQLRequestData) -> ExecutionResult:
         """Reuse the answer to a trusted query document while nothing it reads changed."""
+        if request_data.protocol != "http":
+            return await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                                request_data)
+        try:
+            return await self._answer(request, request_adapter, sub_response, context, root_value, request_data)
+        finally:
+            context.release()  # an HTTP request's context ends with its answer
+
+    async def _answer(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
+                      root_value: Any, request_data: GraphQLRequestData) -> ExecutionResult:
         responses = context.services.responses
-        if request_data.protocol != "http" or not responses.applies(request_data.query):
+        if not responses.applies(request_data.query):
             return await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                 request_data)
         started = time.monotonic()

@@ -36,7 +36,7 @@ class Context:
     appointments: AppointmentsBySourceLoader = field(init=False)
     cancellations: CancellationByAppointmentLoader = field(init=False)
     connection_params: dict[str, Any] | None = None
-    audited: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    audited: list[tuple[str, str, str, str, str]] = field(default_factory=list, repr=False)
     degraded: bool = False
     """Set when a source was not OK: such an answer is not reused."""
 
@@ -57,6 +57,14 @@ class Context:
         entry = (self.viewer.pid, subject_pid, action, outcome, what)
         self.audited.append(entry)
         await self.services.audit.record(*entry)
+
+    def release(self) -> None:
+        """Forget what this request's loaders hold, once its answer is made. graphql-core's
+        executor is part of a reference cycle that holds the context, so without this a
+        list's rows, provider answers and all stayed alive until the garbage collector ran
+        — about a millisecond of collection per cold list (README, Benchmark)."""
+        for loader in (self.persons, self.appointments, self.cancellations):
+            loader.clear_all()
 
     def renew(self) -> None:
         """A new time budget and empty loaders (what a new HTTP request would get)."""

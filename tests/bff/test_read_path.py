@@ -210,3 +210,25 @@ async def test_many_stale_entries_are_revalidated_a_few_at_a_time_and_served_mea
         await asyncio.sleep(0.05)
     assert (await sandbox.calls()).get("helse-vest") == len(who)  # each revalidated once
     assert (await sandbox.most_at_once())["helse-vest"] == 1  # one at a time
+
+
+async def test_a_finished_request_leaves_none_of_its_answer_in_memory(bff: Bff) -> None:
+    """graphql-core's executor sits in a reference cycle with the request's context; the
+    context lets go of its loaders (rows, provider answers) once the answer is made, so
+    they are freed at once instead of waiting for the garbage collector."""
+    import gc
+
+    from resolvers.context import Context
+
+    await bff.query(LIST, who="asane")
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            await bff.query(LIST, who="asane")
+        contexts = [o for o in gc.get_objects() if isinstance(o, Context)]
+        held = sum(1 for c in contexts if c.appointments._cache or c.persons._cache)
+    finally:
+        gc.enable()
+    assert len(contexts) >= 3, "the requests' contexts await collection (the cycle is still there)"
+    assert held == 0
