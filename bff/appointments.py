@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from bff.domain import Appointment, AppointmentStatus, PersonRecord, Representation, SourceKind
@@ -33,7 +33,7 @@ class PersonLookup:
 class Subject:
     """Whose appointments are shown, and which kinds the viewer may see of them."""
 
-    pid: str
+    pid: str = field(repr=False)  # a repr (a log line, a test failure) never shows a pid
     lookup: PersonLookup
     kinds: frozenset[SourceKind]
 

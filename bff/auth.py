@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ _PID = re.compile(r"^\d{11}$")
 class Viewer:
     """The logged-in citizen."""
 
-    pid: str
+    pid: str = field(repr=False)  # a repr (a log line, a test failure) never shows a pid
     acr: str
 
 

@@ -85,7 +85,7 @@ class Appointment:
 
     source_id: str
     upstream_id: str
-    patient_pid: str
+    patient_pid: str = field(repr=False)  # a repr never shows a pid
     status: AppointmentStatus
     start: datetime
     end: datetime | None = None
@@ -114,7 +114,7 @@ class Appointment:
 class Representation:
     """A person the directory says someone may act for."""
 
-    pid: str
+    pid: str = field(repr=False)  # a repr (a log line, a test failure) never shows a pid
     name: str
     birth_date: date | None
     basis: RepresentationBasis
@@ -124,7 +124,7 @@ class Representation:
 class PersonRecord:
     """A person as the person directory knows them."""
 
-    pid: str
+    pid: str = field(repr=False)  # a repr (a log line, a test failure) never shows a pid
     name: str
     birth_date: date | None
     confidential: bool

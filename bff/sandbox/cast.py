@@ -6,7 +6,7 @@ relative to the day the sandbox starts, so the data never goes stale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -39,7 +39,7 @@ class CastMember:
     handle: str
     name: str
     birth: date
-    pid: str
+    pid: str = field(repr=False)  # a repr (a log line, a test failure) never shows a pid
     municipality: str | None = None
     district: str | None = None
     gp: dict[str, str] | None = None
