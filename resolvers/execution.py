@@ -1,19 +1,21 @@
-"""A cheaper way to execute the fields that only read an attribute and return a scalar.
+"""A cheaper way to execute the fields that only read an attribute.
 
-A list page is mostly such fields (an appointment's title, start, status, ...: some 700
-in a cold list of 50). graphql-core executes each one in full — it builds a resolve-info
-object, calls Strawberry's wrapper, which calls the default resolver, checks whether the
-result is awaitable, then walks `complete_value` down to the scalar — which was about a
-sixth of the CPU of a cold list (README, Benchmark).
+A list page is mostly such fields (an appointment's title, start, status, location's
+name, ...: some 700 in a cold list of 50). graphql-core executes each one in full — it
+builds a path and a resolve-info object, calls Strawberry's wrapper, which calls the
+default resolver, checks whether the result is awaitable, then walks `complete_value`
+down to the scalar — which was about a sixth of the CPU of a cold list (README,
+Benchmark).
 
-For a field that Strawberry marks as basic (no resolver, no field extensions, no
-arguments) and whose type is a scalar or an enum, `LeanExecutionContext` reads the
-attribute and coerces it directly, in one loop per object (no path or resolve-info
-objects); the object's other fields go through graphql-core. Anything unusual — a null for a non-null field, a
-value the scalar refuses, a resolver middleware (a schema extension with `resolve`) —
-goes through graphql-core's own path, so errors read exactly as they always did; the
-differential test in `tests/resolvers/test_lean_execution.py` holds the two paths to the
-same answers.
+`LeanExecutionContext` answers, in one loop per object, the fields Strawberry marks as
+basic (no resolver, no field extensions, no arguments) whose type is a scalar or an enum,
+and those whose value is an object all of whose selected fields are answered that way
+(`location { name address }`). The object's other fields go through graphql-core.
+Anything unusual — a null for a non-null field, a value the scalar refuses, an object of
+the wrong type, a resolver middleware (a schema extension with `resolve`) — sends the
+whole object through graphql-core's own path, so errors read exactly as they always did;
+the differential test in `tests/resolvers/test_lean_execution.py` holds the two paths to
+the same answers.
 """
 
 from __future__ import annotations
@@ -42,18 +44,26 @@ _plans: dict[tuple[int, str], tuple[GraphQLObjectType, Plan | None]] = {}
 """Per (parent type, field name); the parent type is kept so its id cannot be reused."""
 
 
-def _plan(parent_type: GraphQLObjectType, field_name: str) -> Plan | None:
-    """How to read `field_name` of `parent_type` directly, or None when it needs the full path."""
+def _basic(parent_type: GraphQLObjectType, field_name: str) -> tuple[StrawberryField, Any, bool] | None:
+    """A field Strawberry marks as basic (no resolver, no field extensions) and without
+    arguments: its definition, its type without the non-null wrapper, whether non-null."""
     field_def: GraphQLField | None = parent_type.fields.get(field_name)
     if field_def is None or field_def.args or not getattr(field_def.resolve, "_is_default", False):
         return None
     definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
     if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
         return None
-    non_null = isinstance(field_def.type, GraphQLNonNull)
-    leaf = field_def.type.of_type if isinstance(field_def.type, GraphQLNonNull) else field_def.type
-    if not is_leaf_type(leaf):
+    if isinstance(field_def.type, GraphQLNonNull):
+        return definition, field_def.type.of_type, True
+    return definition, field_def.type, False
+
+
+def _plan(parent_type: GraphQLObjectType, field_name: str) -> Plan | None:
+    """How to read `field_name` of `parent_type` directly, or None when it is no basic leaf."""
+    basic = _basic(parent_type, field_name)
+    if basic is None or not is_leaf_type(basic[1]):
         return None
+    definition, leaf, non_null = basic
     return definition.default_resolver, definition.python_name, leaf, non_null
 
 
@@ -74,22 +84,49 @@ def _read(plan: Plan, source: Any) -> Any:
     return _UNDECIDED if coerced is None or coerced is Undefined else coerced
 
 
-Split = tuple[list[tuple[str, Plan]], dict[str, Any]]
-"""A selection's basic leaf fields (response name, plan) and the rest, as graphql-core groups them."""
+Reader = tuple[str, Callable[[Any, Any], Any], Any]
+"""How to answer one field of an object directly: (response name, reading function, its plan)."""
+Split = tuple[list[Reader], dict[str, Any]]
+"""A selection's fields that take the shortcut, and the rest, as graphql-core groups them."""
+ObjectPlan = tuple[Callable[[Any, str], Any], str, GraphQLObjectType, bool, list[Reader]]
+"""How to read a basic field whose value is an object all of whose selected fields take the
+shortcut (an appointment's `location { name address }`): (default resolver, attribute
+name, object type, whether non-null, the readers of its fields)."""
+
+
+def _read_object(plan: ObjectPlan, source: Any) -> Any:
+    """The field's object, answered field by field, or `_UNDECIDED`."""
+    resolve, name, object_type, non_null, readers = plan
+    try:
+        value = resolve(source, name)
+        if value is None:
+            return _UNDECIDED if non_null else None
+        # Strawberry's is_type_of is an isinstance check that does not read the info.
+        if object_type.is_type_of is not None and object_type.is_type_of(value, None) is not True:  # type: ignore[arg-type]
+            return _UNDECIDED
+    except Exception:
+        return _UNDECIDED
+    answer: dict[str, Any] = {}
+    for response_name, read, plan_of_field in readers:
+        field_value = read(plan_of_field, value)
+        if field_value is _UNDECIDED:
+            return _UNDECIDED
+        answer[response_name] = field_value
+    return answer
 
 
 class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context, with the basic-leaf-field shortcut above."""
+    """Strawberry's execution context, with the basic-field shortcut above."""
 
     def execute_fields(self, parent_type: GraphQLObjectType, source_value: Any, path: Path | None,
                        grouped_field_set: dict[str, Any], position_context: Any) -> Any:
         split = self._split(parent_type, grouped_field_set)
         if split is None:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
-        leaves, rest = split
+        readers, rest = split
         values: dict[str, Any] = {}
-        for response_name, plan in leaves:
-            value = _read(plan, source_value)
+        for response_name, read, plan in readers:
+            value = read(plan, source_value)
             if value is _UNDECIDED:
                 return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
             values[response_name] = value
@@ -116,17 +153,37 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return known[2]
         split: Split | None = None
         if not (self.middleware_manager is not None and self.middleware_manager.middlewares):
-            leaves: list[tuple[str, Plan]] = []
+            readers: list[Reader] = []
             rest: dict[str, Any] = {}
             for response_name, field_details_list in grouped_field_set.items():
-                plan = _cached_plan(parent_type, field_details_list[0].node.name.value)
-                if plan is None:
-                    rest[response_name] = field_details_list
+                field_name = field_details_list[0].node.name.value
+                plan = _cached_plan(parent_type, field_name)
+                object_plan = None if plan is not None else self._object_plan(parent_type, field_details_list)
+                if plan is not None:
+                    readers.append((response_name, _read, plan))
+                elif object_plan is not None:
+                    readers.append((response_name, _read_object, object_plan))
                 else:
-                    leaves.append((response_name, plan))
-            split = (leaves, rest) if leaves else None
+                    rest[response_name] = field_details_list
+            split = (readers, rest) if readers else None
         splits[key] = (parent_type, grouped_field_set, split)
         return split
+
+    def _object_plan(self, parent_type: GraphQLObjectType, field_details_list: Any) -> ObjectPlan | None:
+        """A plan for a basic object field whose selected fields all take the shortcut."""
+        basic = _basic(parent_type, field_details_list[0].node.name.value)
+        if basic is None:
+            return None
+        definition, field_type, non_null = basic
+        if not isinstance(field_type, GraphQLObjectType):
+            return None
+        grouped, defer_usages, _ = self.collect_subfields(field_type, field_details_list)
+        if defer_usages:
+            return None
+        inner = self._split(field_type, grouped)
+        if inner is None or inner[1]:
+            return None
+        return definition.default_resolver, definition.python_name, field_type, non_null, inner[0]
 
 
 def _cached_plan(parent_type: GraphQLObjectType, field_name: str) -> Plan | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NewType
 
@@ -31,8 +32,21 @@ CONFIG = StrawberryConfig(scalar_map={Shy: strawberry.scalar(
     description="Serializes \"hidden\" to null, as a custom scalar may.")})
 
 
+@dataclass
+class LookAlike:
+    """Has a Place's attributes but is no Place: graphql-core refuses it (is_type_of)."""
+
+    name: str | None
+    code: int
+
+
+@strawberry.interface
+class Coded:
+    code: int
+
+
 @strawberry.type
-class Place:
+class Place(Coded):  # an interface's type: graphql-core checks is_type_of on its objects
     name: str | None
     code: int
 
@@ -49,6 +63,7 @@ class Row:
     ratio: float
     flag: bool
     place: Place | None
+    home: Place
     tags: list[str]
     mood: Shy
     secret: strawberry.Private[str]
@@ -66,7 +81,8 @@ def row(**changes: Any) -> Row:
     values: dict[str, Any] = {
         "id": strawberry.ID("r1"), "title": "Kontroll", "note": None, "colour": Colour.RED, "shade": None,
         "at": datetime(2026, 11, 27, 9, 30, tzinfo=UTC), "count": 3, "ratio": 0.5, "flag": True,
-        "place": Place(name="Haukeland", code=7), "tags": ["a", "b"], "mood": "calm", "secret": "terces",
+        "place": Place(name="Haukeland", code=7), "home": Place(name=None, code=1), "tags": ["a", "b"],
+        "mood": "calm", "secret": "terces",
     }
     values.update(changes)
     return Row(**values)
@@ -99,6 +115,7 @@ def schemas(*extensions: type[SchemaExtension]) -> tuple[strawberry.Schema, stra
 
 
 QUERY = """{ rows { id title note colour shade at count ratio flag tags mood place { name code __typename }
+  spot: place { code name } home { name } homeCode: home { code }
   shout(times: 2) later first: title alias: colour ...more skipped: count @skip(if: true)
   kept: count @include(if: true) __typename } }
 fragment more on Row { title flag place { code } note @include(if: false) }"""
@@ -110,6 +127,10 @@ BROKEN = {
     "a naive value where a datetime belongs": {"at": "not a datetime"},
     "an unknown enum value": {"shade": "green"},
     "a custom scalar that serializes to null": {"mood": "hidden"},
+    "null for a non-null object": {"home": None},
+    "something else where an object belongs": {"place": "Haukeland"},
+    "a look-alike of another class where an object belongs": {"place": LookAlike(name="Haukeland", code=7)},
+    "a refused value inside an object": {"home": Place(name=None, code="one")},  # type: ignore[arg-type]
     "null for a non-null nested int": {"place": Place(name=None, code=None)},  # type: ignore[arg-type]
 }
 
@@ -146,6 +167,22 @@ async def test_a_resolver_middleware_sees_every_field() -> None:
     assert answer(lean_result) == answer(full_result)
     assert lean_result.data is not None
     assert lean_result.data["rows"][0]["note"] == "TA MED HENVISNING"
+
+
+async def test_objects_of_basic_fields_are_answered_without_graphql_cores_field_path(monkeypatch: Any) -> None:
+    calls: list[str] = []
+    full = StrawberryGraphQLCoreExecutionContext.execute_field
+
+    def counted(self: Any, parent_type: Any, *args: Any) -> Any:
+        calls.append(parent_type.name)
+        return full(self, parent_type, *args)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_field", counted)
+    lean, _ = schemas()
+    ROWS[:] = [row(), row()]
+    result = await lean.execute("{ rows { title place { name code } home { code } } }")
+    assert result.errors is None
+    assert calls == ["Query"]  # only the root resolver; the rows and their places take the shortcut
 
 
 def test_the_list_fields_take_the_shortcut_and_resolvers_do_not() -> None:
