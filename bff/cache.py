@@ -31,6 +31,17 @@ WINDOWS = ("future", "history")
 OUTAGE_BACKOFF = 1.0
 """Seconds to skip Redis after it failed, so an outage costs requests nothing."""
 RELEASE_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+LOCK_SCRIPT = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  out[i] = redis.call('set', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+  out[i + 1] = redis.call('get', KEYS[i + 1])
+end
+return out
+"""
+"""For each (lease key, entry key): take the lease if free (1 or 0), then read the entry
+(nil when absent). One command for all of a request's sources: every reply costs the
+client more than the work in Redis."""
 T = TypeVar("T")
 GENERATION_TTL = 24 * 3600
 
@@ -48,6 +59,8 @@ class AppointmentCache:
         self._held: set[str] = set()
         """Entry keys whose fetch lease this process holds (released once, see `put_many`)."""
         self._queue: list[tuple[Callable[[Pipeline], None], asyncio.Future[list[Any]]]] = []
+        self._reads: list[tuple[list[str], asyncio.Future[list[Any]]]] = []
+        """Entry reads waiting for the next pipeline: they leave as one MGET."""
         self._sending: set[asyncio.Task[None]] = set()
 
     def key(self, source_id: str, window: str, day: date, pid: str) -> str:
@@ -111,24 +124,38 @@ class AppointmentCache:
         has run everything now ready: operations that tasks start together (a request's
         six sources reading, then leasing, their entries) share one round trip. A round
         trip costs the client more CPU than the commands in it (README, Benchmark)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[Any]] = loop.create_future()
-        if not self._queue:
-            loop.call_soon(self._flush)
+        future = self._enqueue()
         self._queue.append((build, future))
         return await future
 
+    async def _read(self, keys: list[str]) -> list[Any]:
+        """The values of `keys`, read in the next pipeline's one MGET."""
+        future = self._enqueue()
+        self._reads.append((keys, future))
+        return await future
+
+    def _enqueue(self) -> asyncio.Future[list[Any]]:
+        loop = asyncio.get_running_loop()
+        if not self._queue and not self._reads:
+            loop.call_soon(self._flush)
+        return loop.create_future()
+
     def _flush(self) -> None:
         batch, self._queue = self._queue, []
-        task = asyncio.get_running_loop().create_task(self._execute(batch))
+        reads, self._reads = self._reads, []
+        task = asyncio.get_running_loop().create_task(self._execute(batch, reads))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _execute(self, batch: list[tuple[Callable[[Pipeline], None], asyncio.Future[list[Any]]]]) -> None:
+    async def _execute(self, batch: list[tuple[Callable[[Pipeline], None], asyncio.Future[list[Any]]]],
+                       reads: list[tuple[list[str], asyncio.Future[list[Any]]]]) -> None:
         waiting = [(build, future) for build, future in batch if not future.done()]
+        readers = [(keys, future) for keys, future in reads if not future.done()]
         sizes: list[int] = []
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
+                if readers:
+                    pipe.mget([key for keys, _ in readers for key in keys])
                 for build, _ in waiting:
                     before = len(pipe)
                     build(pipe)
@@ -136,12 +163,23 @@ class AppointmentCache:
                 results = await pipe.execute(raise_on_error=False)
         except BaseException as exc:
             failure = exc if isinstance(exc, Exception) else RedisConnectionError("pipeline cancelled")
-            for _, future in waiting:
+            for future in [f for _, f in waiting] + [f for _, f in readers]:
                 if not future.done():
                     future.set_exception(failure)
             if not isinstance(exc, Exception):
                 raise
             return
+        if readers:
+            values, results = results[0], results[1:]
+            at = 0
+            for keys, future in readers:
+                if future.done():
+                    pass
+                elif isinstance(values, Exception):
+                    future.set_exception(values)
+                else:
+                    future.set_result(values[at:at + len(keys)])
+                at += len(keys)
         start = 0
         for (_, future), size in zip(waiting, sizes, strict=True):
             part, start = results[start:start + size], start + size
@@ -157,12 +195,8 @@ class AppointmentCache:
         if not keys:
             return []
 
-        def build(pipe: Pipeline) -> None:
-            pipe.mget(keys)
-
         async def read() -> list[bytes | None]:
-            (values,) = await self._send(build)
-            return [_as_bytes(v) for v in values]
+            return [_as_bytes(v) for v in await self._read(keys)]
 
         return await self._safely("read", read, [None] * len(keys))
 
@@ -207,12 +241,13 @@ class AppointmentCache:
         wanted = list(keys)
 
         def build(pipe: Pipeline) -> None:
-            for key in wanted:
-                pipe.set(f"{key}:lease", self._token, nx=True, px=int(lease * 1000))
-                pipe.get(key)
+            names = [name for key in wanted for name in (f"{key}:lease", key)]
+            pipe.eval(LOCK_SCRIPT, len(names), *names, self._token, int(lease * 1000))
 
         async def take() -> tuple[set[str], dict[str, bytes | None]]:
-            results = await self._send(build)
+            if not wanted:
+                return set(), {}
+            (results,) = await self._send(build)
             taken = {key for key, ok in zip(wanted, results[0::2], strict=True) if ok}
             self._held |= taken
             values = {key: _as_bytes(v) for key, v in zip(wanted, results[1::2], strict=True)}

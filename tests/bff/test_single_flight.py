@@ -85,3 +85,35 @@ async def test_a_waiter_whose_redis_falters_keeps_waiting_instead_of_reporting_a
     deadline = asyncio.get_running_loop().time() + 5
     answer, _ = await asyncio.gather(second.run({"p": key}, never, LEASE, deadline), meanwhile())
     assert answer == {"p": "from the first"}
+
+
+async def test_reads_and_leases_started_together_share_one_round_trip_and_each_gets_its_own(
+        redis: Redis, redis_prefix: str) -> None:
+    cache, _ = process(redis, redis_prefix)
+    other, _ = process(redis, redis_prefix)
+    keys = [f"{redis_prefix}:appts:{source}:future:2026-11-27:someone" for source in ("hv", "hn", "hm", "gp")]
+    await redis.set(keys[0], b"zero")
+    await redis.set(keys[2], b"two")
+    held_elsewhere, _ = await other.lock_many([keys[3]], LEASE)
+    pipelines: list[int] = []
+    real = redis.pipeline
+
+    def counted(*args: object, **kwargs: object) -> object:
+        pipelines.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    redis.pipeline = counted  # type: ignore[method-assign]
+    try:
+        answers = await asyncio.gather(cache.get_many(keys[:2]), cache.get_many([keys[2]]), cache.get_many([]),
+                                       cache.get_many([keys[3], keys[0]]), cache.lock_many(keys[1:], LEASE))
+    finally:
+        del redis.pipeline
+    assert answers[:4] == [[b"zero", None], [b"two"], [], [None, b"zero"]]
+    taken, seen = answers[4]
+    assert taken == {keys[1], keys[2]}  # the third source's lease is held by the other process
+    assert seen == {keys[1]: None, keys[2]: b"two", keys[3]: None}
+    assert len(pipelines) == 1
+    assert held_elsewhere == {keys[3]}
+    await cache.release_many(taken)
+    await other.release_many(held_elsewhere)
+    assert not [k for k in keys if await redis.exists(f"{k}:lease")]
