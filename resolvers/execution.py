@@ -106,12 +106,17 @@ def _read_object(plan: ObjectPlan, source: Any) -> Any:
             return _UNDECIDED
     except Exception:
         return _UNDECIDED
+    return _answer(readers, value)
+
+
+def _answer(readers: list[Reader], source: Any) -> Any:
+    """The fields `readers` answer for one object, by response name, or `_UNDECIDED`."""
     answer: dict[str, Any] = {}
-    for response_name, read, plan_of_field in readers:
-        field_value = read(plan_of_field, value)
-        if field_value is _UNDECIDED:
+    for response_name, read, plan in readers:
+        value = read(plan, source)
+        if value is _UNDECIDED:
             return _UNDECIDED
-        answer[response_name] = field_value
+        answer[response_name] = value
     return answer
 
 
@@ -124,12 +129,9 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if split is None:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
         readers, rest = split
-        values: dict[str, Any] = {}
-        for response_name, read, plan in readers:
-            value = read(plan, source_value)
-            if value is _UNDECIDED:
-                return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
-            values[response_name] = value
+        values = _answer(readers, source_value)
+        if values is _UNDECIDED:
+            return super().execute_fields(parent_type, source_value, path, grouped_field_set, position_context)
         if not rest:
             return values
         others = super().execute_fields(parent_type, source_value, path, rest, position_context)
@@ -158,10 +160,9 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
             for response_name, field_details_list in grouped_field_set.items():
                 field_name = field_details_list[0].node.name.value
                 plan = _cached_plan(parent_type, field_name)
-                object_plan = None if plan is not None else self._object_plan(parent_type, field_details_list)
                 if plan is not None:
                     readers.append((response_name, _read, plan))
-                elif object_plan is not None:
+                elif (object_plan := self._object_plan(parent_type, field_details_list)) is not None:
                     readers.append((response_name, _read_object, object_plan))
                 else:
                     rest[response_name] = field_details_list
