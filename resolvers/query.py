@@ -38,7 +38,7 @@ from resolvers.types import (
     Person,
     Source,
     SourceResult,
-    list_position,
+    row_cursor,
 )
 
 MAX_PAGE_SIZE = 100
@@ -99,10 +99,6 @@ def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig,
         can_cancel=not open_request and can_cancel(source, appt, info.context.now),
         cancellation=cancellation_node(info, latest) if latest is not None else None,
     )
-
-
-def _cursor(info: Info, appt: domain.Appointment) -> str:
-    return info.context.services.ids.encode("K", *list_position(appt))
 
 
 def _after(info: Info, after: str | None) -> tuple[datetime, str, str] | None:
@@ -234,7 +230,7 @@ class Query:
         ctx.degraded = ctx.degraded or any(c.outcome.state is not SourceState.OK for c in consulted)
         return AppointmentConnection(
             edges=edges, nodes=nodes, total_count=len(rows), sources=_source_results(consulted),
-            page_info=PageInfo(has_next_page=more, end_cursor=_cursor(info, page[-1]) if page else None),
+            page_info=PageInfo(has_next_page=more, end_cursor=row_cursor(ctx.services.ids, page[-1]) if page else None),
         )
 
     @strawberry.field(description="One appointment by id; null when unknown or not yours to see.")

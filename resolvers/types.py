@@ -19,6 +19,7 @@ from bff.domain import (
     VisitKind,
 )
 from bff.gateway import SourceState
+from bff.ids import Ids
 from bff.sources import SourceConfig
 
 if TYPE_CHECKING:
@@ -123,9 +124,9 @@ class Appointment(Node):
         strawberry.field(description="The latest cancellation request for it, if any."))
 
 
-def list_position(appt: domain.Appointment) -> tuple[str, str, str]:
-    """Where a row sits in the list's order: what a cursor holds (encrypted)."""
-    return appt.start.isoformat(), appt.source_id, appt.upstream_id
+def row_cursor(ids: Ids, appt: domain.Appointment) -> str:
+    """The cursor after a row: where it sits in the list's order (start, source, id), encrypted."""
+    return ids.encode("K", appt.start.isoformat(), appt.source_id, appt.upstream_id)
 
 
 @strawberry.type(description="A list position.")
@@ -136,7 +137,7 @@ class AppointmentEdge:
     @strawberry.field(description="Pass as `after` to continue after this row.")
     def cursor(self, info: strawberry.Info) -> str:
         # Made only when asked for: it costs an encryption per row.
-        return str(info.context.services.ids.encode("K", *list_position(self.row)))
+        return row_cursor(info.context.services.ids, self.row)
 
 
 @strawberry.type(description="Pagination state.")
