@@ -96,7 +96,7 @@ class AppointmentCache:
         if time.monotonic() < self._down_until:
             return None
         try:
-            values = await self._redis.mget([self._generation_key(p) for p in pseudonyms])
+            values = await self._read([self._generation_key(p) for p in pseudonyms])
         except (RedisError, OSError):
             return None
         found = [_as_bytes(v) for v in values]
