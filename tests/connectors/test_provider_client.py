@@ -4,7 +4,6 @@ provider sets while answering for one person must not go out with the next one's
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import httpx
@@ -16,12 +15,7 @@ from starlette.routing import Route
 
 from bff.serving import start_server
 from connectors.base import ProviderClient, SourceUnavailable, send
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.redis_process import free_port
 
 
 async def answer(request: Request) -> JSONResponse:
