@@ -91,18 +91,20 @@ class SingleFlight(Generic[K, R]):
         pending = dict(keys)
         while pending:
             await asyncio.sleep(POLL_INTERVAL)
+            # The lease first, then the entry: the leader writes its entry before it lets go
+            # of the lease, so a lease gone before the read means the read sees the entry
+            # unless that fetch failed. (Read first, an entry written and released between
+            # the two looked like a failed fetch.)
+            held = await self._cache.leased(list(pending.values()))
             raws = await self._cache.get_many(list(pending.values()))
-            for (item, _), raw in zip(list(pending.items()), raws, strict=True):
+            for (item, _), raw, still in zip(list(pending.items()), raws, held, strict=True):
                 found = self._fresh(item, raw)
                 if found is not None:
                     results[item] = found
                     del pending[item]
-            if pending:
-                held = await self._cache.leased(list(pending.values()))
-                for item, still in zip(list(pending), held, strict=True):
-                    if not still:
-                        results[item] = self._failed("peer_failed")
-                        del pending[item]
+                elif not still:
+                    results[item] = self._failed("peer_failed")
+                    del pending[item]
         return results
 
 

@@ -4,6 +4,7 @@ another's begins: two caches (two processes' worth of leases) on the real Redis.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -117,3 +118,26 @@ async def test_reads_and_leases_started_together_share_one_round_trip_and_each_g
     await cache.release_many(taken)
     await other.release_many(held_elsewhere)
     assert not [k for k in keys if await redis.exists(f"{k}:lease")]
+
+
+async def test_an_entry_written_between_a_waiters_reads_is_used_not_reported_as_failed(
+        redis: Redis, redis_prefix: str, monkeypatch: Any) -> None:
+    first_cache, _ = process(redis, redis_prefix)
+    second_cache, second = process(redis, redis_prefix)
+    key = f"{redis_prefix}:appts:helse-vest:future:2026-11-28:someone"
+    await first_cache.lock_many([key], LEASE)
+    read = second_cache.get_many
+
+    async def read_then_the_leader_finishes(keys: list[str]) -> list[bytes | None]:
+        raws = await read(keys)
+        if not await redis.exists(key):  # the leader writes and lets go right after this read
+            await first_cache.put_many({key: b"from the first"}, 60)
+        return raws
+
+    async def never(own: list[str]) -> dict[str, str]:
+        raise AssertionError("the lease is held elsewhere")
+
+    monkeypatch.setattr(second_cache, "get_many", read_then_the_leader_finishes)
+    deadline = asyncio.get_running_loop().time() + 5
+    assert await second.run({"p": key}, never, LEASE, deadline) == {"p": "from the first"}
+    assert not await redis.exists(f"{key}:lease")
