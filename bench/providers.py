@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import random
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -41,6 +42,8 @@ class Providers:
         self.per_source = per_source
         self.big_per_source = big_per_source
         self.calls: Counter[str] = Counter()
+        self.timeline: list[tuple[str, float, float]] = []
+        """(provider, arrived, answered) in epoch seconds, for `bench.timeline`."""
         self._templates: dict[tuple[str, int], str] = {}
 
     async def delay(self) -> None:
@@ -72,16 +75,21 @@ def app(providers: Providers) -> Starlette:
     async def fhir(request: Request) -> Response:
         tenant = request.path_params["tenant"]
         providers.calls[tenant] += 1
+        arrived = time.time()
         await providers.delay()
         tokens = request.query_params.get("patient:identifier", "")
         pids = [t.split("|", 1)[1] for t in tokens.split(",") if t.startswith(f"{FNR_SYSTEM}|")]
-        return Response(providers.bundle(tenant, pids), media_type="application/fhir+json")
+        body = providers.bundle(tenant, pids)
+        providers.timeline.append((tenant, arrived, time.time()))
+        return Response(body, media_type="application/fhir+json")
 
     async def visits(request: Request) -> Response:
         providers.calls["oslo"] += 1
+        arrived = time.time()
         await providers.delay()
         pid = request.path_params["pid"]
         base = start_of_day(today())
+        providers.timeline.append(("oslo", arrived, time.time()))
         return JSONResponse({"visits": [
             {"id": f"v{n}", "service": "home_nursing", "kind": "regular", "status": "planned", "cancelledBy": None,
              "start": (base + timedelta(days=1 + n % 30, hours=9)).isoformat(),
@@ -90,6 +98,7 @@ def app(providers: Providers) -> Starlette:
 
     async def person(request: Request) -> Response:
         providers.calls["persons"] += 1
+        providers.timeline.append(("persons", time.time(), time.time()))
         pid = request.path_params["pid"]
         return JSONResponse({"pid": pid, "name": "Bench Person", "birthDate": "1980-01-01", "confidential": False,
                              "address": {"municipality": "0301", "district": "Frogner"},
@@ -100,12 +109,17 @@ def app(providers: Providers) -> Starlette:
             providers.calls.clear()
         return JSONResponse(dict(providers.calls))
 
+    async def timeline(request: Request) -> Response:
+        seen, providers.timeline = providers.timeline, []
+        return JSONResponse(seen)
+
     async def notify(request: Request) -> Response:
         return JSONResponse({"status": "delivered"}, status_code=202)
 
     return Starlette(routes=[
         Route("/fhir/{tenant}/Appointment", fhir), Route("/kommune/oslo/citizens/{pid}/visits", visits),
         Route("/persons/{pid}", person), Route("/_admin/calls", calls, methods=["GET", "DELETE"]),
+        Route("/_admin/timeline", timeline, methods=["POST"]),
         Route("/varsel/notifications", notify, methods=["POST"]),
     ])
 

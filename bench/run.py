@@ -396,11 +396,20 @@ def targets(results: dict[str, Any]) -> dict[str, bool]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only-a", action="store_true",
+                        help="only the cold scenario (a): for A/B runs while working on it; writes no results")
     args = parser.parse_args()
     bench = Bench(args.quick)
     with ExitStack() as stack:
         stack.callback(bench.cleanup)
         bench.start(stack)
+        if args.only_a:
+            a = bench.scenario_a()
+            for side in ("bff", "baseline", "bff_2_connections", "baseline_2_connections"):
+                print(f"{side:24} p50 / p95 / p99 {a[side]['p50_ms']:.1f} / {a[side]['p95_ms']:.1f} / "
+                      f"{a[side]['p99_ms']:.1f} ms   p50 rounds {[round(r['p50_ms'], 1) for r in a[side]['rounds']]}")
+            print(f"ratio p50 {a['ratio_p50']:.3f} (1 connection), {a['ratio_p50_2_connections']:.3f} (2)")
+            return
         results: dict[str, Any] = {"a": bench.scenario_a(), "b": bench.scenario_b(), "c": bench.scenario_c(),
                                    "d": asyncio.run(bench.scenario_d()), "e": asyncio.run(bench.scenario_e())}
         results["f"] = bench.scenario_f(results["b"]["bff_loaded"]["rps"])

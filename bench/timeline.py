@@ -1,0 +1,65 @@
+"""Where a cold request's latency goes, BFF against the baseline: the phases of scenario (a).
+
+Starts the bench (providers at 50 ± 5 ms, the BFF, the baseline), sends cold requests to
+both in turn, one at a time, and splits each request's wall time by what the providers
+saw (their clocks are this machine's):
+
+- before: from sending the request to the first provider call arriving (token, person
+  directory, cache reads and leases);
+- upstream: from the first provider call arriving to the last provider answer leaving;
+- after: from the last answer leaving to the response being read (reading and mapping
+  what is still queued, cache writes, building and sending the answer).
+
+    python -m bench.timeline                 # 100 requests per side
+    python -m bench.timeline --requests 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from contextlib import ExitStack
+
+import httpx
+
+from bench import run
+
+PHASES = ("before", "upstream", "after", "total")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=100)
+    args = parser.parse_args()
+    bench = run.Bench(quick=True)
+    sides = {"bff": (bench.urls["bff"] + "/graphql", {"query": run.QUERY, "variables": {"first": 50}}),
+             "baseline": (bench.urls["baseline"] + "/list", {})}
+    warmup = 10
+    phases: dict[str, dict[str, list[float]]] = {side: {p: [] for p in PHASES} for side in sides}
+    with ExitStack() as stack:
+        stack.callback(bench.cleanup)
+        bench.start(stack)
+        tokens = bench.tokens(run.pids(2 * (args.requests + warmup), 80_000), "timeline").read_text().split()
+        timeline = bench.urls["providers"] + "/_admin/timeline"
+        with httpx.Client(timeout=30) as client:
+            for n in range(args.requests + warmup):
+                for side, (url, body) in sides.items() if n % 2 else reversed(sides.items()):
+                    client.post(timeline)
+                    sent = time.time()
+                    client.post(url, json=body, headers={"Authorization": f"Bearer {tokens.pop()}"}).raise_for_status()
+                    received = time.time()
+                    calls = [c for c in client.post(timeline).json() if c[0] != "persons"]
+                    if n < warmup:
+                        continue
+                    first, last = min(c[1] for c in calls), max(c[2] for c in calls)
+                    for phase, ms in zip(PHASES, (first - sent, last - first, received - last, received - sent),
+                                         strict=True):
+                        phases[side][phase].append(ms * 1000)
+    print(f"{'p50 ms':9}" + "".join(f"{p:>10}" for p in PHASES))
+    for side in sides:
+        print(f"{side:9}" + "".join(f"{statistics.median(phases[side][p]):10.1f}" for p in PHASES))
+
+
+if __name__ == "__main__":
+    main()
