@@ -103,10 +103,14 @@ async def subject_for(viewer_pid: str, on_behalf_of: str | None, ids: Ids, load_
     return Subject(rep.pid, lookup, kinds)
 
 
-async def consult(subject: Subject, catalogue: SourcesFile, wanted: ListFilter, today: date,
-                  load_source: LoadSource) -> list[Consulted]:
-    """Ask every source that applies to the subject (and the filter), concurrently."""
-    chosen: list[tuple[SourceConfig, SourceOutcome | None]] = []
+Chosen = list[tuple[SourceConfig, SourceOutcome | None]]
+"""The sources a list consults, each with its outcome when it is known without asking."""
+
+
+def choose(subject: Subject, catalogue: SourcesFile, wanted: ListFilter) -> Chosen:
+    """The sources that apply to the subject (and the filter). Without the directory only
+    hospitals can be told to apply; the others are reported as unknown, not asked."""
+    chosen: Chosen = []
     for source in catalogue.sources:
         if source.kind not in subject.kinds or not wanted.consults(source):
             continue
@@ -114,6 +118,11 @@ async def consult(subject: Subject, catalogue: SourcesFile, wanted: ListFilter, 
             chosen.append((source, SourceOutcome(source.id, SourceState.UNAVAILABLE, message=DIRECTORY_DOWN_TEXT)))
         elif applies_to(source, subject.lookup.record):
             chosen.append((source, None))
+    return chosen
+
+
+async def consult(subject: Subject, chosen: Chosen, wanted: ListFilter, load_source: LoadSource) -> list[Consulted]:
+    """Ask the chosen sources that must be asked, concurrently."""
     pending = [load_source(s.id, subject.pid, wanted.time.wants_history(s)) for s, o in chosen if o is None]
     answers = iter(await asyncio.gather(*pending))
     return [Consulted(s, o if o is not None else next(answers)) for s, o in chosen]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 import strawberry
@@ -11,6 +12,7 @@ from bff.appointments import (
     Consulted,
     ListFilter,
     Subject,
+    choose,
     consult,
     overlay_accepted,
     page_after,
@@ -213,8 +215,12 @@ class Query:
         wanted = (filter or AppointmentFilter()).to_domain()
         ctx = info.context
         subject = await _subject(info, on_behalf_of)
-        consulted = await consult(subject, ctx.services.catalogue, wanted, ctx.today,
-                                  lambda s, p, h: ctx.appointments.load((s, p, h)))
+        chosen = choose(subject, ctx.services.catalogue, wanted)
+        # The audit entry is written while the providers are asked, not after them: it names
+        # the sources consulted, known by now, and the answer still waits for it.
+        consulted, _ = await asyncio.gather(
+            consult(subject, chosen, wanted, lambda s, p, h: ctx.appointments.load((s, p, h))),
+            ctx.audit(subject.pid, "list", "ok", ",".join(source.id for source, _ in chosen)))
         latest = await _latest_requests(info, consulted, subject.pid)
         accepted = {key for key, record in latest.items() if record is not None and record.status == ACCEPTED}
         rows = visible_rows(overlay_accepted(consulted, accepted), wanted, ctx.today)
@@ -226,7 +232,6 @@ class Query:
         nodes = [appointment_node(info, a, sources[a.source_id], patient, latest.get((a.source_id, a.upstream_id)),
                                   owner, source_nodes[a.source_id]) for a in page]
         edges = [AppointmentEdge(node=n, row=a) for a, n in zip(page, nodes, strict=True)]
-        await ctx.audit(subject.pid, "list", "ok", ",".join(c.source.id for c in consulted))
         ctx.degraded = ctx.degraded or any(c.outcome.state is not SourceState.OK for c in consulted)
         return AppointmentConnection(
             edges=edges, nodes=nodes, total_count=len(rows), sources=_source_results(consulted),
