@@ -101,6 +101,8 @@ class Bench:
         self.key_file = self.tmp / "dev-key.pem"
         self.key = load_dev_key(self.key_file)
         self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        self.prefixes = [self.prefix]
+        """Every Redis prefix the run's servers use (deleted at the end)."""
         self.redis_url = os.environ.get("REDIS_URL") or self._redis()
         self.big = pids(20, 90_000)
         self.ports = {"providers": free_port(), "bff": free_port(), "baseline": free_port()}
@@ -131,11 +133,12 @@ class Bench:
 
         client = redis.Redis.from_url(self.redis_url)
         batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{self.prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 1000:
-                client.unlink(*batch)
-                batch.clear()
+        for prefix in self.prefixes:
+            for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    client.unlink(*batch)
+                    batch.clear()
         if batch:
             client.unlink(*batch)
         client.close()
@@ -164,6 +167,25 @@ class Bench:
         wait_http(self.urls["providers"] + "/_admin/calls")
         wait_http(self.urls["bff"] + "/healthz")
         wait_http(self.urls["baseline"] + "/list")
+
+    def start_other_bff(self, stack: ExitStack, ref: str) -> str:
+        """Start the BFF of another commit (a temporary worktree), beside this one: its own
+        port and Redis prefix, the same providers. Returns its URL."""
+        tree = self.tmp / "against"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=ROOT.parent, check=True,
+                       capture_output=True)
+        stack.callback(subprocess.run, ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT.parent,
+                       capture_output=True)
+        port = free_port()
+        env = {**self.env(), "BFF_REDIS_PREFIX": self.prefix + "-against"}
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--port", str(port),
+                                 "--log-level", "warning", "--no-access-log"], env=env, cwd=tree,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(proc.terminate)
+        self.procs["against"] = proc
+        self.prefixes.append(env["BFF_REDIS_PREFIX"])
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        return f"http://127.0.0.1:{port}"
 
     def tokens(self, people: list[str], name: str) -> Path:
         path = self.tmp / f"{name}.tokens"

@@ -6,12 +6,18 @@ saw (their clocks are this machine's):
 
 - before: from sending the request to the first provider call arriving (token, person
   directory, cache reads and leases);
+- sending: from the first provider call arriving to the last one arriving (the fan-out's
+  own cost: each call is built and sent in turn);
 - upstream: from the first provider call arriving to the last provider answer leaving;
 - after: from the last answer leaving to the response being read (reading and mapping
   what is still queued, cache writes, building and sending the answer).
 
     python -m bench.timeline                 # 100 requests per side
     python -m bench.timeline --requests 300
+    python -m bench.timeline --against HEAD~3   # also that commit's BFF, side by side
+
+`--against` is for A/B work: this machine's speed drifts by a third over minutes, so two
+versions are only comparable when their requests interleave in one run.
 """
 
 from __future__ import annotations
@@ -25,26 +31,30 @@ import httpx
 
 from bench import run
 
-PHASES = ("before", "upstream", "after", "total")
+PHASES = ("before", "sending", "upstream", "after", "total")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--against", metavar="GIT_REF", help="also run the BFF of this commit, interleaved")
     args = parser.parse_args()
     bench = run.Bench(quick=True)
-    sides = {"bff": (bench.urls["bff"] + "/graphql", {"query": run.QUERY, "variables": {"first": 50}}),
-             "baseline": (bench.urls["baseline"] + "/list", {})}
+    query = {"query": run.QUERY, "variables": {"first": 50}}
+    sides = {"bff": (bench.urls["bff"] + "/graphql", query), "baseline": (bench.urls["baseline"] + "/list", {})}
     warmup = 10
-    phases: dict[str, dict[str, list[float]]] = {side: {p: [] for p in PHASES} for side in sides}
     with ExitStack() as stack:
         stack.callback(bench.cleanup)
         bench.start(stack)
-        tokens = bench.tokens(run.pids(2 * (args.requests + warmup), 80_000), "timeline").read_text().split()
+        if args.against:
+            sides[f"bff@{args.against}"] = (bench.start_other_bff(stack, args.against) + "/graphql", query)
+        phases: dict[str, dict[str, list[float]]] = {side: {p: [] for p in PHASES} for side in sides}
+        tokens = bench.tokens(run.pids(len(sides) * (args.requests + warmup), 80_000), "timeline").read_text().split()
         timeline = bench.urls["providers"] + "/_admin/timeline"
         with httpx.Client(timeout=30) as client:
             for n in range(args.requests + warmup):
-                for side, (url, body) in sides.items() if n % 2 else reversed(sides.items()):
+                order = list(sides.items())
+                for side, (url, body) in order[n % len(order):] + order[:n % len(order)]:
                     client.post(timeline)
                     sent = time.time()
                     client.post(url, json=body, headers={"Authorization": f"Bearer {tokens.pop()}"}).raise_for_status()
@@ -53,12 +63,14 @@ def main() -> None:
                     if n < warmup:
                         continue
                     first, last = min(c[1] for c in calls), max(c[2] for c in calls)
-                    for phase, ms in zip(PHASES, (first - sent, last - first, received - last, received - sent),
-                                         strict=True):
+                    spread = max(c[1] for c in calls) - first
+                    for phase, ms in zip(PHASES, (first - sent, spread, last - first, received - last,
+                                                  received - sent), strict=True):
                         phases[side][phase].append(ms * 1000)
-    print(f"{'p50 ms':9}" + "".join(f"{p:>10}" for p in PHASES))
+    width = max(len(side) for side in sides) + 1
+    print(f"{'p50 ms':{width}}" + "".join(f"{p:>10}" for p in PHASES))
     for side in sides:
-        print(f"{side:9}" + "".join(f"{statistics.median(phases[side][p]):10.1f}" for p in PHASES))
+        print(f"{side:{width}}" + "".join(f"{statistics.median(phases[side][p]):10.1f}" for p in PHASES))
 
 
 if __name__ == "__main__":

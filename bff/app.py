@@ -31,6 +31,7 @@ from strawberry.http.typevars import RootValue
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from bff.answer_first import answer_first
 from bff.audit import AuditLog
 from bff.auth import (
     KeySet,
@@ -236,12 +237,15 @@ class AuthenticatedGraphQL:
         if scope["type"] == "http" and self.ide is not None and _wants_ide(scope):
             await self.ide.render()(scope, receive, send)
             return
-        if scope["type"] == "http":
-            refusal = await authenticate(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.view(scope, receive, send)
+        if scope["type"] != "http":
+            await self.view(scope, receive, send)
+            return
+        refusal = await authenticate(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        with answer_first():  # cache writes wait until the answer is sent
+            await self.view(scope, receive, send)
 
 
 async def authenticate(scope: Scope) -> Response | None:
@@ -336,6 +340,7 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with contextlib.AsyncExitStack() as stack:
             app.state.services = services = await _services(settings, catalogue, trusted, stack)
+            stack.push_async_callback(services.cache.aclose)  # after the gateway's refreshes have stopped
             stack.push_async_callback(services.gateway.aclose)
             services.events.start()
             stack.push_async_callback(services.events.aclose)

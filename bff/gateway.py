@@ -129,14 +129,15 @@ class Gateway:
         window = fetch_window(source, history, today)
         name = "history" if history else "future"
         keys = {pid: self._cache.key(source.id, name, today, pid) for pid in pids}
-        raws = await self._cache.get_many(list(keys.values()))
+        # A missing entry is leased in the same round trip that finds it missing.
+        raws, leased = await self._cache.read_or_lease(list(keys.values()), _lease(source))
         entries = {pid: self._decode(keys[pid], raw, pid) for pid, raw in zip(pids, raws, strict=True)}
         outcomes: dict[str, SourceOutcome] = {}
         need, revalidate = self._triage(source, entries, outcomes)
         if revalidate:
             self._refresh_in_background(source, revalidate, window, keys)
         if need:
-            results = await self._load(source, need, window, keys, deadline)
+            results = await self._load(source, need, window, keys, deadline, leased)
             for pid in need:
                 outcomes[pid] = self._outcome(source, results[pid], entries[pid])
         for outcome in outcomes.values():
@@ -204,13 +205,12 @@ class Gateway:
             self._refreshing.difference_update(keys[pid] for pid in pids)
 
     async def _load(self, source: SourceConfig, pids: list[str], window: Window, keys: dict[str, str],
-                    deadline: float) -> dict[str, Result]:
-        lease = source.timeout * MAX_ATTEMPTS + LEASE_MARGIN
-
+                    deadline: float, leased: set[str] | None = None) -> dict[str, Result]:
         async def fetch(own: list[str]) -> dict[str, Result]:
             return await self._upstream(source, own, window, keys, deadline)
 
-        return await self._flight(source).run({pid: keys[pid] for pid in pids}, fetch, lease, deadline)
+        return await self._flight(source).run({pid: keys[pid] for pid in pids}, fetch, _lease(source), deadline,
+                                              leased or set())
 
     def _flight(self, source: SourceConfig) -> SingleFlight[str, Result]:
         def fresh(pid: str, raw: bytes | None) -> Result | None:
@@ -227,8 +227,8 @@ class Gateway:
             result = await self._call(source, pids, window, deadline)
             at = time.time()
             rows = {pid: Cached(result.by_patient.get(pid, ()), at, result.skipped) for pid in pids}
-            await self._cache.put_many({keys[pid]: dump_entry(c.rows, c.at, c.skipped) for pid, c in rows.items()},
-                                       source.cache_ttl + max(source.stale_ttl, source.revalidate_ttl), changed=pids)
+            self._cache.write_behind({keys[pid]: dump_entry(c.rows, c.at, c.skipped) for pid, c in rows.items()},
+                                     source.cache_ttl + max(source.stale_ttl, source.revalidate_ttl), changed=pids)
             return dict(rows)
         except CircuitOpen:
             self._metrics.upstream_errors.labels(source.id, "circuit_open").inc()
@@ -264,6 +264,11 @@ class Gateway:
             self._metrics.upstream_latency.labels(source.id).observe(time.perf_counter() - started)
         self._metrics.upstream_requests.labels(source.id, "ok").inc()
         return result
+
+
+def _lease(source: SourceConfig) -> float:
+    """How long a fetch lease lasts: every attempt the fetch may make, and a margin."""
+    return source.timeout * MAX_ATTEMPTS + LEASE_MARGIN
 
 
 def _failure(kind: str) -> Failure:

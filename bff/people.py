@@ -33,12 +33,13 @@ class People:
 
     async def get_many(self, pids: list[str], deadline: float) -> list[PersonLookup]:
         keys = {pid: self._cache.person_key(pid) for pid in pids}
-        raws = dict(zip(pids, await self._cache.get_many(list(keys.values())), strict=True))
+        values, leased = await self._cache.read_or_lease(list(keys.values()), LEASE)
+        raws = dict(zip(pids, values, strict=True))
         cached = {pid: _read(raw, pid) for pid, raw in raws.items()}
         found = {pid: PersonLookup(c[0]) for pid, c in cached.items() if c and time.time() - c[1] < PERSON_TTL}
         missing = {pid: keys[pid] for pid in pids if pid not in found}
         if missing:
-            fetched = await self._flight.run(missing, self._fetch, LEASE, deadline)
+            fetched = await self._flight.run(missing, self._fetch, LEASE, deadline, leased)
             for pid, lookup in fetched.items():
                 stale = cached[pid]
                 usable = stale is not None and time.time() - stale[1] < PERSON_STALE_TTL
@@ -55,8 +56,8 @@ class People:
         except UpstreamError as exc:
             log.warning("directory.failed", kind=exc.kind)
             return UNAVAILABLE
-        await self._cache.put_many({self._cache.person_key(pid): dump_person(record, time.time())}, PERSON_STALE_TTL,
-                                   changed=[pid])
+        self._cache.write_behind({self._cache.person_key(pid): dump_person(record, time.time())}, PERSON_STALE_TTL,
+                                 changed=[pid])
         return PersonLookup(record)
 
 

@@ -9,9 +9,10 @@ report a failure instead of calling again. Without Redis, each process fetches a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Generic, TypeVar
 
+from bff.answer_first import start_now
 from bff.cache import AppointmentCache
 
 K = TypeVar("K")
@@ -39,22 +40,30 @@ class SingleFlight(Generic[K, R]):
         return key in self._inflight
 
     async def run(self, keys: dict[K, str], fetch: Callable[[list[K]], Awaitable[dict[K, R]]],
-                  lease: float, deadline: float) -> dict[K, R]:
-        joined = {item: self._inflight[key] for item, key in keys.items() if key in self._inflight}
+                  lease: float, deadline: float, leased: Collection[str] = ()) -> dict[K, R]:
+        """Results for `keys` (item → entry key). `leased`: entry keys whose lease the caller
+        took already, with the read that found them missing (`AppointmentCache.read_or_lease`):
+        the caller fetches those itself, even when another caller in this process got to them
+        first — that one waits on the lease the caller holds, so joining it would leave
+        nobody fetching until the lease expired."""
+        joined = {item: self._inflight[key] for item, key in keys.items()
+                  if key in self._inflight and key not in leased}
         mine = [item for item in keys if item not in joined]
         loop = asyncio.get_running_loop()
         futures: dict[K, asyncio.Future[R]] = {item: loop.create_future() for item in mine}
-        for item in mine:
+        registered = [item for item in mine if keys[item] not in self._inflight]
+        for item in registered:
             self._inflight[keys[item]] = futures[item]
         try:
             if mine:
-                led = await self._lead({item: keys[item] for item in mine}, fetch, lease, deadline)
+                led = await self._lead({item: keys[item] for item in mine}, fetch, lease, deadline, leased)
                 for item in mine:
                     futures[item].set_result(led[item])
         finally:
             for item in mine:
                 if not futures[item].done():
                     futures[item].set_result(self._failed("cancelled"))
+            for item in registered:
                 self._inflight.pop(keys[item], None)
         results = {item: futures[item].result() for item in mine}
         for item, future in joined.items():
@@ -69,26 +78,30 @@ class SingleFlight(Generic[K, R]):
             return self._failed("deadline")
 
     async def _lead(self, keys: dict[K, str], fetch: Callable[[list[K]], Awaitable[dict[K, R]]],
-                    lease: float, deadline: float) -> dict[K, R]:
+                    lease: float, deadline: float, leased: Collection[str]) -> dict[K, R]:
+        held = {key for key in keys.values() if key in leased}
         try:
             async with asyncio.timeout_at(deadline):
-                taken, now = await self._cache.lock_many(keys.values(), lease)
+                taken, now = await self._cache.lock_many([k for k in keys.values() if k not in held], lease)
+                held |= taken
                 # Double-checked: an entry written just before its lease was released.
                 written = {item: found for item, key in keys.items()
                            if key in taken and (found := self._fresh(item, now.get(key))) is not None}
-                own = [item for item, key in keys.items() if key in taken and item not in written]
-                other = {item: key for item, key in keys.items() if key not in taken}
-                try:
-                    parts = await asyncio.gather(fetch(own) if own else _nothing(), self._await_other(other))
-                finally:
-                    await self._cache.release_many(keys[item] for item in [*own, *written])
+                own = [item for item, key in keys.items() if key in held and item not in written]
+                other = {item: key for item, key in keys.items() if key not in held}
+                parts = await asyncio.gather(fetch(own) if own else _nothing(), self._await_other(other))
                 return {**written, **parts[0], **parts[1]}
         except TimeoutError:
             return {item: self._failed("deadline") for item in keys}
+        finally:
+            # Whatever writing the entries has not released (a failed fetch, the deadline).
+            await self._cache.release_many(held)
 
     async def _await_other(self, keys: dict[K, str]) -> dict[K, R]:
         results: dict[K, R] = {}
         pending = dict(keys)
+        if pending:
+            start_now()  # the holder of the lease may be waiting for an entry this request writes
         while pending:
             await asyncio.sleep(POLL_INTERVAL)
             # The lease first, then the entry: the leader writes its entry before it lets go

@@ -141,3 +141,74 @@ async def test_an_entry_written_between_a_waiters_reads_is_used_not_reported_as_
     deadline = asyncio.get_running_loop().time() + 5
     assert await second.run({"p": key}, never, LEASE, deadline) == {"p": "from the first"}
     assert not await redis.exists(f"{key}:lease")
+
+
+async def test_a_read_leases_the_missing_entries_in_the_same_round_trip(redis: Redis, redis_prefix: str) -> None:
+    cache, _ = process(redis, redis_prefix)
+    other, _ = process(redis, redis_prefix)
+    keys = [f"{redis_prefix}:appts:{source}:future:2026-11-30:someone" for source in ("hv", "hn", "hm")]
+    await redis.set(keys[0], b"zero")
+    held_elsewhere, _ = await other.lock_many([keys[2]], LEASE)
+    pipelines: list[int] = []
+    real = redis.pipeline
+
+    def counted(*args: object, **kwargs: object) -> object:
+        pipelines.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    redis.pipeline = counted  # type: ignore[method-assign]
+    try:
+        mine, again = await asyncio.gather(cache.read_or_lease(keys, LEASE), cache.read_or_lease(keys[1:2], LEASE))
+    finally:
+        del redis.pipeline
+    assert len(pipelines) == 1
+    # An entry is read, not leased; a missing one is leased by the first caller only; a lease
+    # held by another process stays with it.
+    assert mine == ([b"zero", None, None], {keys[1]})
+    assert again == ([None], set())
+    assert 0 < await redis.pttl(f"{keys[1]}:lease") <= LEASE * 1000
+    await cache.release_many([keys[1]])
+    await other.release_many(held_elsewhere)
+    assert not [k for k in keys if await redis.exists(f"{k}:lease")]
+
+
+async def test_a_caller_holding_the_lease_fetches_even_when_another_caller_in_its_process_came_first(
+        redis: Redis, redis_prefix: str) -> None:
+    # Two requests in one process miss the same entry; the second's read happened to take
+    # the lease, but the first registered its flight first and now waits on that lease.
+    # Joining the first would leave nobody fetching until the lease expired.
+    cache, flight = process(redis, redis_prefix)
+    key = f"{redis_prefix}:appts:helse-vest:future:2026-11-29:someone"
+    _, leased = await cache.read_or_lease([key], LEASE)
+    assert leased == {key}
+    fetched: list[str] = []
+
+    async def fetch(own: list[str]) -> dict[str, str]:
+        fetched.extend(own)
+        await cache.put_many({key: b"answer"}, 60)
+        return {item: "answer" for item in own}
+
+    async def never(own: list[str]) -> dict[str, str]:
+        raise AssertionError("the first caller does not hold the lease")
+
+    deadline = asyncio.get_running_loop().time() + 2
+    first = asyncio.create_task(flight.run({"p": key}, never, LEASE, deadline))
+    await asyncio.sleep(0)  # the first is registered, and waits on the lease
+    second = await flight.run({"p": key}, fetch, LEASE, deadline, leased)
+    assert second == {"p": "answer"}
+    assert await first == {"p": "answer"}
+    assert fetched == ["p"]
+    assert not await redis.exists(f"{key}:lease")
+
+
+async def test_a_lease_taken_with_the_read_is_released_when_the_fetch_fails(redis: Redis, redis_prefix: str) -> None:
+    cache, flight = process(redis, redis_prefix)
+    key = f"{redis_prefix}:appts:helse-nord:future:2026-11-29:someone"
+    _, leased = await cache.read_or_lease([key], LEASE)
+
+    async def failing(own: list[str]) -> dict[str, str]:
+        return {item: "failed:upstream" for item in own}  # a failed fetch writes nothing
+
+    deadline = asyncio.get_running_loop().time() + 2
+    assert await flight.run({"p": key}, failing, LEASE, deadline, leased) == {"p": "failed:upstream"}
+    assert not await redis.exists(f"{key}:lease")
