@@ -103,3 +103,43 @@ async def test_two_requests_each_waiting_for_the_others_entry_do_not_wait_for_ea
     assert list(answers) == [{"mine": first, "theirs": second}, {"mine": second, "theirs": first}]
     await one_cache.aclose()
     await two_cache.aclose()
+
+
+async def test_a_requests_writes_leave_together_as_one_command(redis: Redis, redis_prefix: str) -> None:
+    cache, _ = process(redis, redis_prefix)
+    other, _ = process(redis, redis_prefix)
+    keys = [f"{redis_prefix}:appts:{source}:future:2026-12-01:someone" for source in ("hv", "hn", "hm")]
+    _, leased = await cache.read_or_lease(keys[:2], LEASE)
+    _, theirs = await other.read_or_lease(keys[2:], LEASE)
+    generation = f"{redis_prefix}:gen:{Ids(SANDBOX_ID_SECRET.encode()).pseudonym('someone')}"
+    await redis.set(generation, b"before")
+    commands: list[int] = []
+    real = redis.pipeline
+
+    def counted(*args: object, **kwargs: object) -> object:
+        pipe = real(*args, **kwargs)  # type: ignore[arg-type]
+        execute = pipe.execute
+
+        async def execute_counted(*a: object, **k: object) -> object:
+            commands.append(len(pipe.command_stack))
+            return await execute(*a, **k)  # type: ignore[arg-type]
+
+        pipe.execute = execute_counted  # type: ignore[method-assign,assignment]
+        return pipe
+
+    redis.pipeline = counted  # type: ignore[method-assign,assignment]
+    try:
+        with answer_first():
+            for n, key in enumerate(keys):
+                cache.write_behind({key: f"answer {n}".encode()}, 60 + n, changed=["someone"])
+        await cache.aclose()
+    finally:
+        del redis.pipeline
+    assert commands == [1]
+    assert [await redis.get(key) for key in keys] == [b"answer 0", b"answer 1", b"answer 2"]
+    assert [await redis.ttl(key) for key in keys] == [60, 61, 62]
+    assert await redis.get(generation) not in (None, b"before")
+    # This process's leases are released; another process's lease is not.
+    assert [bool(await redis.exists(f"{key}:lease")) for key in keys] == [False, False, True]
+    assert theirs == {keys[2]} and leased == set(keys[:2])
+    await other.release_many(theirs)
