@@ -19,6 +19,15 @@ REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
+def new_request_id() -> str:
+    """A random request id that holds no run of exactly eleven digits: about one uuid in
+    fifty does, and would look like a national identity number to anyone (or any
+    scanner) checking the logs for one."""
+    while PID_PATTERN.search(request_id := uuid.uuid4().hex):
+        pass
+    return request_id
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return PID_PATTERN.sub(REDACTED, value)
@@ -82,7 +91,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        request_id = given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _VALID_REQUEST_ID.match(given) and not PID_PATTERN.search(given) else new_request_id()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
 

@@ -135,6 +135,17 @@ async def test_security_headers_on_every_response(bff: Bff) -> None:
         assert "x-request-id" in response.headers
 
 
+async def test_request_ids_never_look_like_a_national_identity_number(bff: Bff) -> None:
+    from bff.logs import PID_PATTERN, new_request_id
+
+    # About one random uuid in fifty holds a run of exactly eleven digits.
+    assert not [rid for rid in (new_request_id() for _ in range(3000)) if PID_PATTERN.search(rid)]
+    kept = await bff.http.get(f"{bff.url}/healthz", headers={"X-Request-ID": "client-id-12345"})
+    assert kept.headers["x-request-id"] == "client-id-12345"
+    pid_like = await bff.http.get(f"{bff.url}/healthz", headers={"X-Request-ID": "req-01017012345"})
+    assert not PID_PATTERN.search(pid_like.headers["x-request-id"])
+
+
 async def test_cors_allows_only_listed_origins(make_bff: Any) -> None:
     portal = await make_bff(cors_origins=["https://portal.example"])
     ok = await portal.http.options(f"{portal.url}/graphql", headers={
