@@ -9,8 +9,9 @@ Benchmark).
 
 `LeanExecutionContext` answers, in one loop per object, the fields Strawberry marks as
 basic (no resolver, no field extensions, no arguments) whose type is a scalar or an enum,
-and those whose value is an object all of whose selected fields are answered that way
-(`location { name address }`). The object's other fields go through graphql-core.
+those whose value is an object all of whose selected fields are answered that way
+(`location { name address }`), and those whose value is a list of such objects (a
+connection's `nodes`). The object's other fields go through graphql-core.
 Anything unusual — a null for a non-null field, a value the scalar refuses, an object of
 the wrong type, a resolver middleware (a schema extension with `resolve`) — sends the
 whole object through graphql-core's own path, so errors read exactly as they always did;
@@ -26,12 +27,13 @@ from typing import Any
 from graphql import (
     GraphQLField,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     Undefined,
     is_leaf_type,
 )
-from graphql.pyutils import Path
+from graphql.pyutils import Path, is_iterable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
@@ -109,6 +111,40 @@ def _read_object(plan: ObjectPlan, source: Any) -> Any:
     return _answer(readers, value)
 
 
+ListPlan = tuple[Callable[[Any, str], Any], str, GraphQLObjectType, bool, bool, list[Reader]]
+"""How to read a basic field whose value is a list of such objects (a connection's
+`nodes`): (default resolver, attribute name, item type, whether the list is non-null,
+whether its items are, the readers of an item's fields)."""
+
+
+def _read_list(plan: ListPlan, source: Any) -> Any:
+    """The field's list, each object answered field by field, or `_UNDECIDED`."""
+    resolve, name, item_type, non_null, items_non_null, readers = plan
+    try:
+        value = resolve(source, name)
+        if value is None:
+            return _UNDECIDED if non_null else None
+        if not is_iterable(value):
+            return _UNDECIDED
+        is_type_of = item_type.is_type_of
+        answer: list[Any] = []
+        for item in value:
+            if item is None:
+                if items_non_null:
+                    return _UNDECIDED
+                answer.append(None)
+                continue
+            if is_type_of is not None and is_type_of(item, None) is not True:  # type: ignore[arg-type]
+                return _UNDECIDED
+            one = _answer(readers, item)
+            if one is _UNDECIDED:
+                return _UNDECIDED
+            answer.append(one)
+    except Exception:
+        return _UNDECIDED
+    return answer
+
+
 def _answer(readers: list[Reader], source: Any) -> Any:
     """The fields `readers` answer for one object, by response name, or `_UNDECIDED`."""
     answer: dict[str, Any] = {}
@@ -164,6 +200,8 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     readers.append((response_name, _read, plan))
                 elif (object_plan := self._object_plan(parent_type, field_details_list)) is not None:
                     readers.append((response_name, _read_object, object_plan))
+                elif (list_plan := self._list_plan(parent_type, field_details_list)) is not None:
+                    readers.append((response_name, _read_list, list_plan))
                 else:
                     rest[response_name] = field_details_list
             split = (readers, rest) if readers else None
@@ -178,13 +216,36 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
         definition, field_type, non_null = basic
         if not isinstance(field_type, GraphQLObjectType):
             return None
-        grouped, defer_usages, _ = self.collect_subfields(field_type, field_details_list)
+        readers = self._all_readers(field_type, field_details_list)
+        if readers is None:
+            return None
+        return definition.default_resolver, definition.python_name, field_type, non_null, readers
+
+    def _list_plan(self, parent_type: GraphQLObjectType, field_details_list: Any) -> ListPlan | None:
+        """A plan for a basic list field of objects whose selected fields all take the shortcut."""
+        basic = _basic(parent_type, field_details_list[0].node.name.value)
+        if basic is None or not isinstance(basic[1], GraphQLList):
+            return None
+        definition, field_type, non_null = basic
+        item_type, items_non_null = field_type.of_type, False
+        if isinstance(item_type, GraphQLNonNull):
+            item_type, items_non_null = item_type.of_type, True
+        if not isinstance(item_type, GraphQLObjectType):
+            return None
+        readers = self._all_readers(item_type, field_details_list)
+        if readers is None:
+            return None
+        return definition.default_resolver, definition.python_name, item_type, non_null, items_non_null, readers
+
+    def _all_readers(self, object_type: GraphQLObjectType, field_details_list: Any) -> list[Reader] | None:
+        """The readers of an object's selected fields, when every one of them has one."""
+        grouped, defer_usages, _ = self.collect_subfields(object_type, field_details_list)
         if defer_usages:
             return None
-        inner = self._split(field_type, grouped)
+        inner = self._split(object_type, grouped)
         if inner is None or inner[1]:
             return None
-        return definition.default_resolver, definition.python_name, field_type, non_null, inner[0]
+        return inner[0]
 
 
 def _cached_plan(parent_type: GraphQLObjectType, field_name: str) -> Plan | None:

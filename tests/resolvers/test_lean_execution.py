@@ -65,6 +65,8 @@ class Row:
     place: Place | None
     home: Place
     tags: list[str]
+    stops: list[Place]
+    maybe: list[Place | None] | None
     mood: Shy
     secret: strawberry.Private[str]
 
@@ -82,6 +84,7 @@ def row(**changes: Any) -> Row:
         "id": strawberry.ID("r1"), "title": "Kontroll", "note": None, "colour": Colour.RED, "shade": None,
         "at": datetime(2026, 11, 27, 9, 30, tzinfo=UTC), "count": 3, "ratio": 0.5, "flag": True,
         "place": Place(name="Haukeland", code=7), "home": Place(name=None, code=1), "tags": ["a", "b"],
+        "stops": [Place(name="Voss", code=2), Place(name=None, code=3)], "maybe": [None, Place(name="Os", code=4)],
         "mood": "calm", "secret": "terces",
     }
     values.update(changes)
@@ -116,6 +119,7 @@ def schemas(*extensions: type[SchemaExtension]) -> tuple[strawberry.Schema, stra
 
 QUERY = """{ rows { id title note colour shade at count ratio flag tags mood place { name code __typename }
   spot: place { code name } home { name } homeCode: home { code }
+  stops { name code __typename } maybe { code } stopNames: stops { name }
   shout(times: 2) later first: title alias: colour ...more skipped: count @skip(if: true)
   kept: count @include(if: true) __typename } }
 fragment more on Row { title flag place { code } note @include(if: false) }"""
@@ -132,6 +136,11 @@ BROKEN = {
     "a look-alike of another class where an object belongs": {"place": LookAlike(name="Haukeland", code=7)},
     "a refused value inside an object": {"home": Place(name=None, code="one")},  # type: ignore[arg-type]
     "null for a non-null nested int": {"place": Place(name=None, code=None)},  # type: ignore[arg-type]
+    "null for a non-null list": {"stops": None},
+    "a null item in a list of non-null objects": {"stops": [Place(name="Voss", code=2), None]},
+    "something else where a list belongs": {"stops": 7},
+    "a look-alike in a list of objects": {"stops": [LookAlike(name="Voss", code=2)]},
+    "a refused value inside a listed object": {"maybe": [None, Place(name="Os", code="four")]},  # type: ignore[arg-type]
 }
 
 
@@ -180,9 +189,9 @@ async def test_objects_of_basic_fields_are_answered_without_graphql_cores_field_
     monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_field", counted)
     lean, _ = schemas()
     ROWS[:] = [row(), row()]
-    result = await lean.execute("{ rows { title place { name code } home { code } } }")
+    result = await lean.execute("{ rows { title place { name code } home { code } stops { name } maybe { code } } }")
     assert result.errors is None
-    assert calls == ["Query"]  # only the root resolver; the rows and their places take the shortcut
+    assert calls == ["Query"]  # only the root resolver; the rows, their places and lists take the shortcut
 
 
 def test_the_list_fields_take_the_shortcut_and_resolvers_do_not() -> None:
