@@ -94,11 +94,13 @@ class AppointmentCache:
         self._writes: list[tuple[dict[str, bytes], int, list[str], list[str], asyncio.Future[list[Any]]]] = []
         """Entry writes waiting for the next pipeline (entries, TTL, persons whose generation
         to renew, leases to release): they leave as one WRITE_SCRIPT."""
-        self._reads: list[tuple[list[str], int | None, asyncio.Future[list[Any]]]] = []
+        self._reads: list[tuple[list[str], list[int] | None, asyncio.Future[list[Any]]]] = []
         """Entry reads waiting for the next pipeline, with the lease in ms to take for a
         missing entry (or None): they leave as one MGET and one script."""
         self._sending: set[asyncio.Task[None]] = set()
         self._writing: set[asyncio.Task[None]] = set()
+        self._queued = 0
+        """Writes waiting for an answer to be sent (`write_behind`, `release_behind`)."""
         self._unwritten: dict[str, bytes] = {}
         """Entries written behind (`write_behind`) and not yet in Redis: this process reads
         them from here."""
@@ -168,7 +170,7 @@ class AppointmentCache:
         self._queue.append((build, future))
         return await future
 
-    async def _read(self, keys: list[str], lease_ms: int | None = None) -> list[Any]:
+    async def _read(self, keys: list[str], lease_ms: list[int] | None = None) -> list[Any]:
         """The values of `keys`, read in the next pipeline's one MGET; with `lease_ms`, in
         its one READ_OR_LEASE_SCRIPT instead: then each value is followed by whether its
         lease was taken (1 or 0)."""
@@ -191,7 +193,7 @@ class AppointmentCache:
         task.add_done_callback(self._sending.discard)
 
     async def _execute(self, batch: list[tuple[Callable[[Pipeline], None], asyncio.Future[list[Any]]]],
-                       reads: list[tuple[list[str], int | None, asyncio.Future[list[Any]]]],
+                       reads: list[tuple[list[str], list[int] | None, asyncio.Future[list[Any]]]],
                        writes: list[tuple[dict[str, bytes], int, list[str], list[str], asyncio.Future[list[Any]]]],
                        ) -> None:
         waiting = [(build, future) for build, future in batch if not future.done()]
@@ -206,7 +208,7 @@ class AppointmentCache:
                 if leasers:
                     names = [name for keys, _, _ in leasers for key in keys for name in (f"{key}:lease", key)]
                     pipe.eval(READ_OR_LEASE_SCRIPT, len(names), *names, self._token,
-                              *[lease for keys, lease, _ in leasers for _ in keys])
+                              *[ms for _, leases, _ in leasers for ms in leases])
                 if writers:
                     self._write_all(pipe, writers)
                 for build, _ in waiting:
@@ -274,14 +276,16 @@ class AppointmentCache:
         found = dict(zip(asked, values, strict=True))
         return [self._unwritten.get(key) or found[key] for key in keys]
 
-    async def read_or_lease(self, keys: list[str], lease: float) -> tuple[list[bytes | None], set[str]]:
+    async def read_or_lease(self, keys: list[str], lease: float | list[float]) -> tuple[list[bytes | None], set[str]]:
         """Each key's entry, and the fetch lease of each key without one, where it is free
-        (held leases are released by `put_many` or `release_many`). Without Redis: no
-        entries and no leases — the caller then goes the way of `lock_many`."""
+        (held leases are released by `put_many`, `release_many` or `release_behind`);
+        `lease` is in seconds, one for all keys or one per key. Without Redis: no entries
+        and no leases — the caller then goes the way of `lock_many`."""
+        seconds = dict(zip(keys, lease if isinstance(lease, list) else [lease] * len(keys), strict=True))
         asked = [key for key in keys if key not in self._unwritten]
 
         async def read() -> tuple[list[bytes | None], set[str]]:
-            found = await self._read(asked, int(lease * 1000))
+            found = await self._read(asked, [int(seconds[key] * 1000) for key in asked])
             taken = {key for key, ok in zip(asked, found[1::2], strict=True) if ok}
             self._held |= taken
             return [_as_bytes(v) for v in found[0::2]], taken
@@ -310,23 +314,51 @@ class AppointmentCache:
         self._unwritten.update(items)
         changed = list(changed)
 
+        self._behind(lambda: self._start_write(items, ttl, changed, releasing))
+
+    def _behind(self, start: Callable[[], None]) -> None:
+        """Start a write once the answer is sent (`answer_first.later`), counted meanwhile."""
+        self._queued += 1
+
+        def started() -> None:
+            self._queued -= 1
+            start()
+
+        later(started)
+
+    def _start_write(self, items: dict[str, bytes], ttl: int, changed: list[str], releasing: list[str]) -> None:
         def written(done: asyncio.Task[None]) -> None:
             self._writing.discard(done)
             for key, value in items.items():
                 if self._unwritten.get(key) is value:
                     del self._unwritten[key]
 
-        def start() -> None:
-            task = asyncio.get_running_loop().create_task(self._write(items, ttl, changed, releasing))
-            self._writing.add(task)
-            task.add_done_callback(written)
+        # An entry invalidated (or written again) since it was queued is not written: it would
+        # bring back what an invalidation removed.
+        current = {key: value for key, value in items.items() if self._unwritten.get(key) is value}
+        task = asyncio.get_running_loop().create_task(self._write(current, ttl, changed, releasing))
+        self._writing.add(task)
+        task.add_done_callback(written)
 
-        later(start)
+    def release_behind(self, keys: Iterable[str]) -> None:
+        """Release this process's leases on `keys`, with the request's writes (`write_behind`)."""
+        releasing = [key for key in keys if key in self._held]
+        self._held.difference_update(releasing)
+        if releasing:
+            self._behind(lambda: self._start_write({}, 0, [], releasing))
+
+    async def settled(self) -> None:
+        """Return once every write queued behind an answer has been started and has ended
+        (a queued one starts within `answer_first.MAX_DELAY`)."""
+        while self._queued or self._writing:
+            if self._writing:
+                await asyncio.gather(*self._writing, return_exceptions=True)
+            else:
+                await asyncio.sleep(0.005)
 
     async def aclose(self) -> None:
         """Let the writes under way finish (at shutdown: an answer fetched is not thrown away)."""
-        while self._writing:
-            await asyncio.gather(*self._writing, return_exceptions=True)
+        await self.settled()
 
     def _hand_over(self, items: dict[str, bytes]) -> list[str]:
         """The leases this process holds on these entries: from now on, writing the entries

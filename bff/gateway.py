@@ -97,6 +97,51 @@ class Failure:
 Result = Cached | Failure
 
 
+class ReadAhead:
+    """A request's cache entries, read — and leased where missing — while the request
+    still asks the person directory which sources apply: a cold list then needs no Redis
+    round trip between the directory's answer and the first provider call. Each entry is
+    taken at most once (`Gateway.fetch`); leases on entries of sources that turned out not
+    to apply are released with the request's writes (`release_unused`)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._task: asyncio.Task[dict[str, tuple[bytes | None, bool]]] | None = None
+
+    def start(self, sources: Sequence[tuple[SourceConfig, bool]], pid: str, today: date) -> None:
+        """Read the entries of `sources` (each with whether its history is wanted) for `pid`
+        (once per request: a second list in the same request reads its own way)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._gateway.read_ahead(sources, pid, today))
+
+    async def take(self, keys: Sequence[str]) -> dict[str, tuple[bytes | None, bool]]:
+        """What was read of `keys` (the entry, and whether its lease is now this caller's)."""
+        if self._task is None:
+            return {}
+        found = await asyncio.shield(self._task)
+        return {key: found.pop(key) for key in keys if key in found}
+
+    def release_unused(self) -> None:
+        """Release the leases nobody took (now, or once the read is done)."""
+        task = self._task
+        if task is None:
+            return
+
+        def release(done: asyncio.Task[dict[str, tuple[bytes | None, bool]]]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            found = done.result()
+            unused = [key for key, (_, leased) in found.items() if leased]
+            for key in unused:
+                found[key] = (found[key][0], False)  # a later `take` must not count on it
+            self._gateway.release_behind(unused)
+
+        if task.done():
+            release(task)
+        else:
+            task.add_done_callback(release)
+
+
 def fetch_window(source: SourceConfig, history: bool, today: date) -> Window:
     """The canonical window asked of a provider: from today, or from its look-back."""
     first_day = today - timedelta(days=source.lookback_days) if history else today
@@ -124,14 +169,30 @@ class Gateway:
         for task in list(self._background):
             await stop(task)
 
+    async def read_ahead(self, sources: Sequence[tuple[SourceConfig, bool]], pid: str,
+                         today: date) -> dict[str, tuple[bytes | None, bool]]:
+        """Each source's entry for `pid`, and whether its lease was taken (see `ReadAhead`)."""
+        keys = [self._key(source, history, today, pid) for source, history in sources]
+        raws, leased = await self._cache.read_or_lease(keys, [_lease(source) for source, _ in sources])
+        return {key: (raw, key in leased) for key, raw in zip(keys, raws, strict=True)}
+
+    def release_behind(self, keys: list[str]) -> None:
+        self._cache.release_behind(keys)
+
+    def _key(self, source: SourceConfig, history: bool, today: date, pid: str) -> str:
+        return self._cache.key(source.id, "history" if history else "future", today, pid)
+
     async def fetch(self, source: SourceConfig, pids: Sequence[str], history: bool, today: date,
-                    deadline: float) -> dict[str, SourceOutcome]:
+                    deadline: float, ahead: ReadAhead | None = None) -> dict[str, SourceOutcome]:
         window = fetch_window(source, history, today)
-        name = "history" if history else "future"
-        keys = {pid: self._cache.key(source.id, name, today, pid) for pid in pids}
+        keys = {pid: self._key(source, history, today, pid) for pid in pids}
+        read = await ahead.take(list(keys.values())) if ahead is not None else {}
+        rest = [key for key in keys.values() if key not in read]
         # A missing entry is leased in the same round trip that finds it missing.
-        raws, leased = await self._cache.read_or_lease(list(keys.values()), _lease(source))
-        entries = {pid: self._decode(keys[pid], raw, pid) for pid, raw in zip(pids, raws, strict=True)}
+        raws, leased = await self._cache.read_or_lease(rest, _lease(source))
+        read.update({key: (raw, key in leased) for key, raw in zip(rest, raws, strict=True)})
+        leased = {key for key, (_, taken) in read.items() if taken}
+        entries = {pid: self._decode(keys[pid], read[keys[pid]][0], pid) for pid in pids}
         outcomes: dict[str, SourceOutcome] = {}
         need, revalidate = self._triage(source, entries, outcomes)
         if revalidate:

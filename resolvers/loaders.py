@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from bff.appointments import PersonLookup
 from bff.cancel_store import CancellationRecord, CancellationStore
-from bff.gateway import Gateway, SourceOutcome
+from bff.gateway import Gateway, ReadAhead, SourceOutcome
 from bff.people import People
 from bff.sources import SourcesFile
 from bff.timez import start_of_day
@@ -70,6 +70,8 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
     def __init__(self, gateway: Gateway, catalogue: SourcesFile, today: date, deadline: float,
                  persons: PersonByPidLoader) -> None:
         super().__init__()
+        self.ahead = ReadAhead(gateway)
+        """The request's entries read while its persons were looked up (own lists)."""
         self._gateway = gateway
         self._catalogue = catalogue
         self._today = today
@@ -105,7 +107,7 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
             raise KeyError(f"unknown source {source_id}")
         history = any(k[2] for k in keys)
         pids = list(dict.fromkeys(k[1] for k in keys))
-        outcomes = await self._gateway.fetch(source, pids, history, self._today, self._deadline)
+        outcomes = await self._gateway.fetch(source, pids, history, self._today, self._deadline, self.ahead)
         return {key: self._narrow(outcomes[key[1]], history and not key[2]) for key in keys}
 
     def _narrow(self, outcome: SourceOutcome, future_only: bool) -> SourceOutcome:

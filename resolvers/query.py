@@ -214,13 +214,22 @@ class Query:
         position = _after(info, after)
         wanted = (filter or AppointmentFilter()).to_domain()
         ctx = info.context
-        subject = await _subject(info, on_behalf_of)
-        chosen = choose(subject, ctx.services.catalogue, wanted)
-        # The audit entry is written while the providers are asked, not after them: it names
-        # the sources consulted, known by now, and the answer still waits for it.
-        consulted, _ = await asyncio.gather(
-            consult(subject, chosen, wanted, lambda s, p, h: ctx.appointments.load((s, p, h))),
-            ctx.audit(subject.pid, "list", "ok", ",".join(source.id for source, _ in chosen)))
+        ahead = ctx.appointments.ahead
+        if on_behalf_of is None:
+            # The viewer's own list: every source it may consult is read while the directory
+            # says which of them apply.
+            ahead.start([(s, wanted.time.wants_history(s)) for s in ctx.services.catalogue.sources
+                         if wanted.consults(s)], ctx.viewer.pid, ctx.today)
+        try:
+            subject = await _subject(info, on_behalf_of)
+            chosen = choose(subject, ctx.services.catalogue, wanted)
+            # The audit entry is written while the providers are asked, not after them: it
+            # names the sources consulted, known by now, and the answer still waits for it.
+            consulted, _ = await asyncio.gather(
+                consult(subject, chosen, wanted, lambda s, p, h: ctx.appointments.load((s, p, h))),
+                ctx.audit(subject.pid, "list", "ok", ",".join(source.id for source, _ in chosen)))
+        finally:
+            ahead.release_unused()
         latest = await _latest_requests(info, consulted, subject.pid)
         accepted = {key for key, record in latest.items() if record is not None and record.status == ACCEPTED}
         rows = visible_rows(overlay_accepted(consulted, accepted), wanted, ctx.today)

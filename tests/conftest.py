@@ -93,6 +93,12 @@ class Bff:
     http: httpx.AsyncClient
     key_file: Path
     server: RunningServer | None = None
+    app: Any = None
+
+    async def settled(self) -> None:
+        """Wait until the cache writes the BFF does after answering are in Redis."""
+        if self.app is not None:
+            await self.app.state.services.cache.settled()
 
     def token(self, who: str | CastMember, acr: str = "idporten-loa-high") -> str:
         pid = who.pid if isinstance(who, CastMember) else PEOPLE[who].pid
@@ -102,8 +108,12 @@ class Bff:
     async def post(self, query: str, variables: dict[str, Any] | None = None, *, who: str = "asane",
                    headers: dict[str, str] | None = None) -> httpx.Response:
         sent = {"Authorization": f"Bearer {self.token(who)}", **(headers or {})}
-        return await self.http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
-                                    headers=sent)
+        response = await self.http.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+                                        headers=sent)
+        # The BFF writes its cache entries after answering; tests look at Redis and count
+        # provider calls as if they were written with the answer.
+        await self.settled()
+        return response
 
     async def query(self, query: str, variables: dict[str, Any] | None = None, *, who: str = "asane") -> Any:
         """Run a document that must succeed; returns `data`."""
@@ -168,15 +178,16 @@ async def bff_server(sandbox: Sandbox, redis: Redis, redis_prefix: str,
 async def bff(bff_server: tuple[RunningServer, Settings, Any], sandbox: Sandbox, redis: Redis,
               redis_prefix: str) -> AsyncIterator[Bff]:
     """The running BFF, with a clean cache, closed breakers, no faults and zeroed call counters."""
+    running, settings, app = bff_server
+    await app.state.services.cache.settled()  # nothing of the previous test lands in Redis later
     keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}:*", count=1000)]
     if keys:
         await redis.delete(*keys)
     await sandbox.reset()
     await sandbox.municipal("bergen", delay_ms=300, rule="notice", notice_hours=48, drop_webhooks=False)
-    running, settings, app = bff_server
     app.state.services.breakers.reset()
     async with httpx.AsyncClient(timeout=30) as http:
-        yield Bff(running.url, settings, http, settings.dev_key_file)
+        yield Bff(running.url, settings, http, settings.dev_key_file, app=app)
     await sandbox.clear()
 
 
@@ -189,9 +200,10 @@ async def make_bff(sandbox: Sandbox, redis_prefix: str, tmp_path: Path, bff: Bff
     async def start(**overrides: Any) -> Bff:
         settings = bff_settings(tmp_path, redis_prefix, **{**FAST_WORKER, **overrides}).model_copy(
             update={"dev_key_file": bff.key_file})
-        running = await start_server(create_app(settings, {"SANDBOX_URL": sandbox.url}))
+        app = create_app(settings, {"SANDBOX_URL": sandbox.url})
+        running = await start_server(app)
         started.append(running)
-        return Bff(running.url, settings, bff.http, bff.key_file, running)
+        return Bff(running.url, settings, bff.http, bff.key_file, running, app)
 
     yield start
     for running in started:

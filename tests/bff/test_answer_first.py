@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import date
 
 import pytest
 from redis.asyncio import Redis
@@ -143,3 +144,19 @@ async def test_a_requests_writes_leave_together_as_one_command(redis: Redis, red
     assert [bool(await redis.exists(f"{key}:lease")) for key in keys] == [False, False, True]
     assert theirs == {keys[2]} and leased == set(keys[:2])
     await other.release_many(theirs)
+
+
+async def test_an_entry_invalidated_before_its_write_started_is_not_written(redis: Redis, redis_prefix: str) -> None:
+    # A cancellation is accepted (and the source's entries invalidated) while a list that
+    # read the appointment before is still being answered: its entry must not come back.
+    cache, _ = process(redis, redis_prefix)
+    key = cache.key("helse-vest", "future", date(2026, 12, 1), "01017012345")
+    _, leased = await cache.read_or_lease([key], LEASE)
+    with answer_first():
+        cache.write_behind({key: b"before the cancellation"}, 60)
+        await cache.invalidate("helse-vest", "01017012345", date(2026, 12, 1))
+        assert await cache.get_many([key]) == [None]
+    await cache.settled()
+    assert await redis.get(key) is None
+    assert not await redis.exists(f"{key}:lease")  # the write still released the lease
+    assert leased == {key}

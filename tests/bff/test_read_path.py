@@ -232,3 +232,20 @@ async def test_a_finished_request_leaves_none_of_its_answer_in_memory(bff: Bff) 
         gc.enable()
     assert len(contexts) >= 3, "the requests' contexts await collection (the cycle is still there)"
     assert held == 0
+
+
+async def test_entries_read_ahead_for_sources_that_do_not_apply_are_let_go(
+        bff: Bff, sandbox: Sandbox, redis: Redis, redis_prefix: str) -> None:
+    # An own list reads (and leases) every source's entry while the directory says which
+    # apply. Kari lives in Bergen: Oslo's leases must not outlive her answer, or Oslo
+    # residents' lists elsewhere would wait on them.
+    data = await bff.query(LIST, who="asane")
+    assert "oslo-kommune" not in consulted(data)
+    assert not [k async for k in redis.scan_iter(match=f"{redis_prefix}:*:lease", count=1000)]
+    assert [k async for k in redis.scan_iter(match=f"{redis_prefix}:appts:helse-vest:*", count=1000)]
+    assert not [k async for k in redis.scan_iter(match=f"{redis_prefix}:appts:oslo-kommune:*", count=1000)]
+    # With the directory down only the hospitals are asked; the others' leases go too.
+    await sandbox.fault("persons", status=503)
+    data = await bff.query(LIST, who="frogner")
+    assert consulted(data)["oslo-kommune"] == "UNAVAILABLE"
+    assert not [k async for k in redis.scan_iter(match=f"{redis_prefix}:*:lease", count=1000)]
