@@ -25,11 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import (
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLString,
     Undefined,
     is_leaf_type,
 )
@@ -84,6 +87,30 @@ def _read(plan: Plan, source: Any) -> Any:
     except Exception:
         return _UNDECIDED
     return _UNDECIDED if coerced is None or coerced is Undefined else coerced
+
+
+def _read_text(plan: Plan, source: Any) -> Any:
+    """`_read` for String and ID fields: a `str` is its own answer (graphql-core's
+    serializers return it unchanged); anything else goes the general way."""
+    value = plan[0](source, plan[1])
+    return value if type(value) is str else _read(plan, source)
+
+
+def _read_flag(plan: Plan, source: Any) -> Any:
+    """`_read` for Boolean fields: a `bool` is its own answer."""
+    value = plan[0](source, plan[1])
+    return value if type(value) is bool else _read(plan, source)
+
+
+_SAME = {GraphQLString.name: _read_text, GraphQLID.name: _read_text, GraphQLBoolean.name: _read_flag}
+"""Built-in scalars whose answer is the value itself when it has the exact Python type."""
+
+
+def _leaf_reader(plan: Plan) -> Callable[[Plan, Any], Any]:
+    leaf = plan[2]
+    if leaf in (GraphQLString, GraphQLID, GraphQLBoolean):
+        return _SAME[leaf.name]
+    return _read
 
 
 Reader = tuple[str, Callable[[Any, Any], Any], Any]
@@ -197,7 +224,7 @@ class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 field_name = field_details_list[0].node.name.value
                 plan = _cached_plan(parent_type, field_name)
                 if plan is not None:
-                    readers.append((response_name, _read, plan))
+                    readers.append((response_name, _leaf_reader(plan), plan))
                 elif (object_plan := self._object_plan(parent_type, field_details_list)) is not None:
                     readers.append((response_name, _read_object, object_plan))
                 elif (list_plan := self._list_plan(parent_type, field_details_list)) is not None:
