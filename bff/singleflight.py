@@ -89,6 +89,8 @@ class SingleFlight(Generic[K, R]):
                            if key in taken and (found := self._fresh(item, now.get(key))) is not None}
                 own = [item for item, key in keys.items() if key in held and item not in written]
                 other = {item: key for item, key in keys.items() if key not in held}
+                if not other:  # the usual case: no task in between, the calls go out at once
+                    return {**written, **(await fetch(own) if own else {})}
                 parts = await asyncio.gather(fetch(own) if own else _nothing(), self._await_other(other))
                 return {**written, **parts[0], **parts[1]}
         except TimeoutError:

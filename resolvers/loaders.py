@@ -72,6 +72,8 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         super().__init__()
         self.ahead = ReadAhead(gateway)
         """The request's entries read while its persons were looked up (own lists)."""
+        self.asked = asyncio.Event()
+        """Set once the calls of this request's first batch have been started."""
         self._gateway = gateway
         self._catalogue = catalogue
         self._today = today
@@ -97,7 +99,9 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         by_source: dict[str, list[SourceKey]] = defaultdict(list)
         for key in keys:
             by_source[key[0]].append(key)
-        answers = await asyncio.gather(*(self._one_source(sid, ks) for sid, ks in by_source.items()))
+        asking = asyncio.gather(*(self._one_source(sid, ks) for sid, ks in by_source.items()))
+        self.asked.set()  # whoever waits for this runs after the sources' first steps: their calls
+        answers = await asking
         merged = {key: outcome for answer in answers for key, outcome in answer.items()}
         return [merged[key] for key in keys]
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 
 import strawberry
 
 from bff import domain
 from bff.appointments import (
+    Chosen,
     Consulted,
     ListFilter,
     Subject,
@@ -124,6 +126,18 @@ def _patient(info: Info, subject: Subject) -> Person:
     return Person.of(subject.pid, subject.lookup.record, person_id(info, subject.pid))
 
 
+async def _audit_list(info: Info, subject: Subject, chosen: Chosen) -> None:
+    """Audit a list while its providers are asked, not after them: the entry names the
+    sources consulted, known by now, and the answer still waits for it. It is sent once
+    the calls have gone out (its Redis round trip would otherwise delay them)."""
+    ctx = info.context
+    if any(outcome is None for _, outcome in chosen):
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(ctx.deadline):
+                await ctx.appointments.asked.wait()
+    await ctx.audit(subject.pid, "list", "ok", ",".join(source.id for source, _ in chosen))
+
+
 async def _latest_requests(info: Info, consulted: list[Consulted],
                            subject_pid: str) -> dict[tuple[str, str], CancellationRecord | None]:
     """The latest cancellation request of every row from a source that takes them."""
@@ -223,11 +237,9 @@ class Query:
         try:
             subject = await _subject(info, on_behalf_of)
             chosen = choose(subject, ctx.services.catalogue, wanted)
-            # The audit entry is written while the providers are asked, not after them: it
-            # names the sources consulted, known by now, and the answer still waits for it.
             consulted, _ = await asyncio.gather(
                 consult(subject, chosen, wanted, lambda s, p, h: ctx.appointments.load((s, p, h))),
-                ctx.audit(subject.pid, "list", "ok", ",".join(source.id for source, _ in chosen)))
+                _audit_list(info, subject, chosen))
         finally:
             ahead.release_unused()
         latest = await _latest_requests(info, consulted, subject.pid)
