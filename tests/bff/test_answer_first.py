@@ -16,16 +16,9 @@ from bff import answer_first as module
 from bff.answer_first import answer_first
 from bff.cache import AppointmentCache
 from bff.ids import Ids
-from bff.metrics import Metrics
 from bff.settings import SANDBOX_ID_SECRET
 from bff.singleflight import SingleFlight
-
-LEASE = 5.0
-
-
-def process(redis: Redis, prefix: str) -> tuple[AppointmentCache, SingleFlight[str, str]]:
-    cache = AppointmentCache(redis, prefix, Ids(SANDBOX_ID_SECRET.encode()), Metrics())
-    return cache, SingleFlight(cache, lambda item, raw: raw.decode() if raw else None, lambda kind: f"failed:{kind}")
+from tests.bff.processes import LEASE, pipelines, process
 
 
 async def test_an_entry_written_behind_is_read_here_at_once_and_reaches_redis_after_the_answer(
@@ -114,28 +107,11 @@ async def test_a_requests_writes_leave_together_as_one_command(redis: Redis, red
     _, theirs = await other.read_or_lease(keys[2:], LEASE)
     generation = f"{redis_prefix}:gen:{Ids(SANDBOX_ID_SECRET.encode()).pseudonym('someone')}"
     await redis.set(generation, b"before")
-    commands: list[int] = []
-    real = redis.pipeline
-
-    def counted(*args: object, **kwargs: object) -> object:
-        pipe = real(*args, **kwargs)  # type: ignore[arg-type]
-        execute = pipe.execute
-
-        async def execute_counted(*a: object, **k: object) -> object:
-            commands.append(len(pipe.command_stack))
-            return await execute(*a, **k)  # type: ignore[arg-type]
-
-        pipe.execute = execute_counted  # type: ignore[method-assign,assignment]
-        return pipe
-
-    redis.pipeline = counted  # type: ignore[method-assign,assignment]
-    try:
+    with pipelines(redis) as commands:
         with answer_first():
             for n, key in enumerate(keys):
                 cache.write_behind({key: f"answer {n}".encode()}, 60 + n, changed=["someone"])
         await cache.aclose()
-    finally:
-        del redis.pipeline
     assert commands == [1]
     assert [await redis.get(key) for key in keys] == [b"answer 0", b"answer 1", b"answer 2"]
     assert [await redis.ttl(key) for key in keys] == [60, 61, 62]

@@ -9,17 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bff.cache import AppointmentCache
-from bff.ids import Ids
-from bff.metrics import Metrics
-from bff.settings import SANDBOX_ID_SECRET
-from bff.singleflight import SingleFlight
-
-LEASE = 5.0
-
-
-def process(redis: Redis, prefix: str) -> tuple[AppointmentCache, SingleFlight[str, str]]:
-    cache = AppointmentCache(redis, prefix, Ids(SANDBOX_ID_SECRET.encode()), Metrics())
-    return cache, SingleFlight(cache, lambda item, raw: raw.decode() if raw else None, lambda kind: f"failed:{kind}")
+from tests.bff.processes import LEASE, pipelines, process
 
 
 async def test_an_entry_written_just_before_the_lease_is_taken_is_used_not_fetched_again(
@@ -96,24 +86,14 @@ async def test_reads_and_leases_started_together_share_one_round_trip_and_each_g
     await redis.set(keys[0], b"zero")
     await redis.set(keys[2], b"two")
     held_elsewhere, _ = await other.lock_many([keys[3]], LEASE)
-    pipelines: list[int] = []
-    real = redis.pipeline
-
-    def counted(*args: object, **kwargs: object) -> object:
-        pipelines.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    redis.pipeline = counted  # type: ignore[method-assign]
-    try:
+    with pipelines(redis) as sent:
         answers = await asyncio.gather(cache.get_many(keys[:2]), cache.get_many([keys[2]]), cache.get_many([]),
                                        cache.get_many([keys[3], keys[0]]), cache.lock_many(keys[1:], LEASE))
-    finally:
-        del redis.pipeline
     assert answers[:4] == [[b"zero", None], [b"two"], [], [None, b"zero"]]
     taken, seen = answers[4]
     assert taken == {keys[1], keys[2]}  # the third source's lease is held by the other process
     assert seen == {keys[1]: None, keys[2]: b"two", keys[3]: None}
-    assert len(pipelines) == 1
+    assert len(sent) == 1
     assert held_elsewhere == {keys[3]}
     await cache.release_many(taken)
     await other.release_many(held_elsewhere)
@@ -149,19 +129,9 @@ async def test_a_read_leases_the_missing_entries_in_the_same_round_trip(redis: R
     keys = [f"{redis_prefix}:appts:{source}:future:2026-11-30:someone" for source in ("hv", "hn", "hm")]
     await redis.set(keys[0], b"zero")
     held_elsewhere, _ = await other.lock_many([keys[2]], LEASE)
-    pipelines: list[int] = []
-    real = redis.pipeline
-
-    def counted(*args: object, **kwargs: object) -> object:
-        pipelines.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    redis.pipeline = counted  # type: ignore[method-assign]
-    try:
+    with pipelines(redis) as sent:
         mine, again = await asyncio.gather(cache.read_or_lease(keys, LEASE), cache.read_or_lease(keys[1:2], LEASE))
-    finally:
-        del redis.pipeline
-    assert len(pipelines) == 1
+    assert len(sent) == 1
     # An entry is read, not leased; a missing one is leased by the first caller only; a lease
     # held by another process stays with it.
     assert mine == ([b"zero", None, None], {keys[1]})

@@ -1,0 +1,47 @@
+"""Helpers for tests of the cache's cross-process behaviour: each `process()` is one BFF
+process's cache and single-flight (its own lease token) on the shared real Redis."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bff.cache import AppointmentCache
+from bff.ids import Ids
+from bff.metrics import Metrics
+from bff.settings import SANDBOX_ID_SECRET
+from bff.singleflight import SingleFlight
+
+LEASE = 5.0
+
+
+def process(redis: Redis, prefix: str) -> tuple[AppointmentCache, SingleFlight[str, str]]:
+    cache = AppointmentCache(redis, prefix, Ids(SANDBOX_ID_SECRET.encode()), Metrics())
+    return cache, SingleFlight(cache, lambda item, raw: raw.decode() if raw else None, lambda kind: f"failed:{kind}")
+
+
+@contextlib.contextmanager
+def pipelines(redis: Redis) -> Iterator[list[int]]:
+    """Within the block, the number of commands of each pipeline the client executes."""
+    counts: list[int] = []
+    real = redis.pipeline
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        pipe = real(*args, **kwargs)
+        execute = pipe.execute
+
+        async def execute_counted(*a: Any, **k: Any) -> Any:
+            counts.append(len(pipe.command_stack))
+            return await execute(*a, **k)
+
+        pipe.execute = execute_counted  # type: ignore[method-assign]
+        return pipe
+
+    redis.pipeline = counted  # type: ignore[method-assign]
+    try:
+        yield counts
+    finally:
+        del redis.pipeline
