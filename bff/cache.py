@@ -31,7 +31,6 @@ log = structlog.get_logger(__name__)
 WINDOWS = ("future", "history")
 OUTAGE_BACKOFF = 1.0
 """Seconds to skip Redis after it failed, so an outage costs requests nothing."""
-RELEASE_SCRIPT = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 LOCK_SCRIPT = """
 local out = {}
 for i = 1, #KEYS, 2 do
@@ -115,22 +114,12 @@ class AppointmentCache:
         """A token renewed whenever anything a person's answers are built from changes."""
         return f"{self._prefix}:gen:{pseudonym}"
 
-    def _renew_generations(self, pipe: Pipeline, pids: Iterable[str]) -> None:
-        # A fresh random token, not a counter: after a flush or an expiry a counter would
-        # start again and could match an answer kept under its earlier value.
-        for pid in pids:
-            pipe.set(self._generation_key(self._ids.pseudonym(pid)), secrets.token_hex(8), ex=GENERATION_TTL)
-
     async def bump(self, pids: Iterable[str]) -> None:
         """A person's data changed (new entries, an invalidation, a cancellation): answers
         cached for them must not be served again."""
         changed = list(pids)
-
-        async def renew() -> None:
-            await self._send(lambda pipe: self._renew_generations(pipe, changed))
-
         if changed:
-            await self._safely("bump", renew, None)
+            await self._write({}, 0, changed, [], "bump")
 
     async def generations(self, pseudonyms: list[str]) -> list[bytes] | None:
         """The persons' generations (by pseudonym); None when Redis cannot say or a person
@@ -301,7 +290,7 @@ class AppointmentCache:
         writes, so a process waiting on a lease finds the entry when the lease is gone).
         When the write fails the leases are left to expire: Redis is failing then."""
         if items:
-            await self._write(items, ttl, list(changed), self._hand_over(items))
+            await self._write(items, ttl, list(changed), self._hand_over(items.keys()))
 
     def write_behind(self, items: dict[str, bytes], ttl: int, changed: Iterable[str] = ()) -> None:
         """`put_many` without waiting for it: a provider's answer is used at once, and its
@@ -310,7 +299,7 @@ class AppointmentCache:
         which the write releases. `aclose` waits for writes under way."""
         if not items:
             return
-        releasing = self._hand_over(items)
+        releasing = self._hand_over(items.keys())
         self._unwritten.update(items)
         changed = list(changed)
 
@@ -342,8 +331,7 @@ class AppointmentCache:
 
     def release_behind(self, keys: Iterable[str]) -> None:
         """Release this process's leases on `keys`, with the request's writes (`write_behind`)."""
-        releasing = [key for key in keys if key in self._held]
-        self._held.difference_update(releasing)
+        releasing = self._hand_over(keys)
         if releasing:
             self._behind(lambda: self._start_write({}, 0, [], releasing))
 
@@ -360,15 +348,19 @@ class AppointmentCache:
         """Let the writes under way finish (at shutdown: an answer fetched is not thrown away)."""
         await self.settled()
 
-    def _hand_over(self, items: dict[str, bytes]) -> list[str]:
-        """The leases this process holds on these entries: from now on, writing the entries
-        releases them (`release_many` no longer does)."""
-        releasing = [key for key in items if key in self._held]
+    def _hand_over(self, keys: Iterable[str]) -> list[str]:
+        """The leases this process holds on `keys`: they are no longer counted as held, the
+        caller releases them (writing the entries, or on their own)."""
+        releasing = [key for key in keys if key in self._held]
         self._held.difference_update(releasing)
         return releasing
 
-    async def _write(self, items: dict[str, bytes], ttl: int, changed: list[str], releasing: list[str]) -> None:
-        """Write in the next pipeline's one WRITE_SCRIPT."""
+    async def _write(self, items: dict[str, bytes], ttl: int, changed: list[str], releasing: list[str],
+                     operation: str = "write") -> None:
+        """Write entries, renew the `changed` persons' generations (a fresh random token, not
+        a counter: after a flush or an expiry a counter would start again and could match an
+        answer kept under its earlier value) and release leases, in the next pipeline's one
+        WRITE_SCRIPT."""
         renew = [self._generation_key(self._ids.pseudonym(pid)) for pid in changed]
 
         async def send() -> None:
@@ -376,7 +368,7 @@ class AppointmentCache:
             self._writes.append((items, ttl, renew, releasing, future))
             await future
 
-        await self._safely("write", send, None)
+        await self._safely(operation, send, None)
 
     async def invalidate(self, source_id: str, pid: str, day: date) -> None:
         """Forget what a source said about one person today (after a change there)."""
@@ -430,18 +422,9 @@ class AppointmentCache:
 
     async def release_many(self, keys: Iterable[str]) -> None:
         """Release this process's leases on `keys` that writing their entries has not."""
-        held = [key for key in keys if key in self._held]
-        self._held.difference_update(held)
-
-        async def release() -> None:
-            await self._send(lambda pipe: self._release(pipe, held))
-
+        held = self._hand_over(keys)
         if held:
-            await self._safely("unlock", release, None)
-
-    def _release(self, pipe: Pipeline, keys: list[str]) -> None:
-        for key in keys:
-            pipe.eval(RELEASE_SCRIPT, 1, f"{key}:lease", self._token)
+            await self._write({}, 0, [], held, "unlock")
 
 
 def _share(values: Any, readers: list[tuple[list[str], asyncio.Future[list[Any]]]], width: int) -> None:
