@@ -261,9 +261,7 @@ class AppointmentCache:
             return [_as_bytes(v) for v in await self._read(asked)]
 
         nothing: list[bytes | None] = [None] * len(asked)
-        values = await self._safely("read", read, nothing) if asked else nothing
-        found = dict(zip(asked, values, strict=True))
-        return [self._unwritten.get(key) or found[key] for key in keys]
+        return self._with_unwritten(keys, asked, await self._safely("read", read, nothing) if asked else nothing)
 
     async def read_or_lease(self, keys: list[str], lease: float | list[float]) -> tuple[list[bytes | None], set[str]]:
         """Each key's entry, and the fetch lease of each key without one, where it is free
@@ -281,8 +279,12 @@ class AppointmentCache:
 
         nothing: tuple[list[bytes | None], set[str]] = ([None] * len(asked), set())
         values, taken = await self._safely("read", read, nothing) if asked else nothing
+        return self._with_unwritten(keys, asked, values), taken
+
+    def _with_unwritten(self, keys: list[str], asked: list[str], values: list[bytes | None]) -> list[bytes | None]:
+        """`keys`' values: those written behind from memory, the others (`asked`) as read."""
         found = dict(zip(asked, values, strict=True))
-        return [self._unwritten.get(key) or found[key] for key in keys], taken
+        return [self._unwritten.get(key) or found[key] for key in keys]
 
     async def put_many(self, items: dict[str, bytes], ttl: int, changed: Iterable[str] = ()) -> None:
         """Write entries; the persons in `changed` get a new generation, and the leases this
