@@ -71,6 +71,12 @@ def pids(count: int, offset: int) -> list[str]:
     return found
 
 
+def bff_command(port: int) -> list[str]:
+    """The BFF as the bench runs it: uvicorn, one worker (from the working directory's code)."""
+    return [sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--port", str(port), "--log-level",
+            "warning", "--no-access-log", "--ws", "websockets-sansio"]
+
+
 def wait_http(url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -155,8 +161,7 @@ class Bench:
         commands = {
             "providers": [py, "-m", "bench.providers", "--port", str(self.ports["providers"]),
                           "--latency-ms", str(LATENCY_MS), "--jitter-ms", str(JITTER_MS)],
-            "bff": [py, "-m", "uvicorn", "--factory", "bff.asgi:app", "--port", str(self.ports["bff"]),
-                    "--log-level", "warning", "--no-access-log", "--ws", "websockets-sansio"],
+            "bff": bff_command(self.ports["bff"]),
             "baseline": [py, "-m", "uvicorn", "--factory", "bench.baseline:app", "--port",
                          str(self.ports["baseline"]), "--log-level", "warning", "--no-access-log"],
         }
@@ -178,9 +183,8 @@ class Bench:
                        capture_output=True)
         port = free_port()
         env = {**self.env(), "BFF_REDIS_PREFIX": self.prefix + "-against"}
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--port", str(port),
-                                 "--log-level", "warning", "--no-access-log"], env=env, cwd=tree,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(bff_command(port), env=env, cwd=tree, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         stack.callback(proc.terminate)
         self.procs["against"] = proc
         self.prefixes.append(env["BFF_REDIS_PREFIX"])
