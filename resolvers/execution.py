@@ -102,15 +102,13 @@ def _read_flag(plan: Plan, source: Any) -> Any:
     return value if type(value) is bool else _read(plan, source)
 
 
-_SAME = {GraphQLString.name: _read_text, GraphQLID.name: _read_text, GraphQLBoolean.name: _read_flag}
-"""Built-in scalars whose answer is the value itself when it has the exact Python type."""
-
-
 def _leaf_reader(plan: Plan) -> Callable[[Plan, Any], Any]:
+    """The reading function for a leaf plan: built-in scalars whose answer is the value
+    itself when it has the exact Python type get their shortcut."""
     leaf = plan[2]
-    if leaf in (GraphQLString, GraphQLID, GraphQLBoolean):
-        return _SAME[leaf.name]
-    return _read
+    if leaf is GraphQLString or leaf is GraphQLID:
+        return _read_text
+    return _read_flag if leaf is GraphQLBoolean else _read
 
 
 Reader = tuple[str, Callable[[Any, Any], Any], Any]
