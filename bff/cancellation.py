@@ -142,7 +142,7 @@ class CancellationService:
         try:
             async for attempt in AsyncRetrying(stop=stop_after_attempt(SEND_ATTEMPTS), reraise=True,
                                                retry=retry_if_exception_type(SourceUnavailable),
-                                               wait=wait_exponential_jitter(multiplier=0.1, max=1.0)):
+                                               wait=wait_exponential_jitter(multiplier=0.1, max=1.0, jitter=0.1)):
                 with attempt:
                     answer = await canceller.cancel(record.subject_pid, record.upstream_id, record.request_id,
                                                     record.reason)

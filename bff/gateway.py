@@ -44,6 +44,8 @@ DECODED_ENTRIES = 4096
 """Decoded cache entries kept in process memory (each one person's rows from one source)."""
 RETRY_INITIAL_WAIT = 0.05
 RETRY_MAX_WAIT = 0.5
+BACKOFF = wait_exponential_jitter(multiplier=RETRY_INITIAL_WAIT, max=RETRY_MAX_WAIT, jitter=RETRY_INITIAL_WAIT)
+"""Before the second attempt 50–100 ms, before the third 100–150 ms (at most 0.5 s)."""
 LEASE_MARGIN = 1.0
 BACKGROUND_REFRESHES = 4
 """Revalidations one process runs at a time. Stale entries are served meanwhile, so the
@@ -305,11 +307,21 @@ class Gateway:
             return isinstance(exc, SourceUnavailable) and deadline - loop.time() > source.timeout
 
         async with await self._breakers.guard(source.id):
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(MAX_ATTEMPTS), retry=retry_if_exception(worth_retrying), reraise=True,
-                wait=wait_exponential_jitter(multiplier=RETRY_INITIAL_WAIT, max=RETRY_MAX_WAIT),
-            ):
+            # The first attempt is made outside tenacity: nearly every call succeeds at once,
+            # and its per-call bookkeeping (~30 µs) stood in the way of every later call of
+            # a list's fan-out. After a failure tenacity takes over, counting that attempt.
+            try:
+                return await self._timed(source, pids, window)
+            except SourceUnavailable as exc:
+                if not worth_retrying(exc):
+                    raise
+                failed: SourceUnavailable | None = exc
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(MAX_ATTEMPTS),
+                                               retry=retry_if_exception(worth_retrying), wait=BACKOFF, reraise=True):
                 with attempt:
+                    if failed is not None:
+                        first, failed = failed, None
+                        raise first
                     return await self._timed(source, pids, window)
         raise AssertionError("unreachable: tenacity reraises the last failure")
 

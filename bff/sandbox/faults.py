@@ -2,7 +2,8 @@
 
 Every request is attributed to a *target*: a FHIR or municipal tenant (`helse-vest`,
 `oslo`, …), `persons` or `varsel`. Per target the admin API can add latency (with jitter),
-answer with an HTTP status, hang (a timeout for the caller) or send a malformed body.
+answer with an HTTP status, hang (a timeout for the caller) or send a malformed body —
+for every request, or for the next `times` requests only (a passing failure).
 Calls are counted per target, with how many patients a FHIR search named (never who) and
 the most requests the target had in progress at once.
 """
@@ -31,6 +32,8 @@ class Fault:
     status: int | None = None
     hang: bool = False
     malformed: bool = False
+    times: int | None = None
+    """Requests still to treat so (then the target heals); None: all of them."""
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> Fault:
@@ -40,6 +43,7 @@ class Fault:
             status=int(body["status"]) if body.get("status") is not None else None,
             hang=bool(body.get("timeout", False)),
             malformed=bool(body.get("malformed", False)),
+            times=int(body["times"]) if body.get("times") is not None else None,
         )
 
 
@@ -89,6 +93,10 @@ class FaultMiddleware:
         self.log.most_at_once[target] = max(self.log.most_at_once[target], self.log.in_flight[target])
         try:
             fault = self.faults.get(target)
+            if fault is not None and fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    del self.faults[target]
             if fault is None:
                 await self.app(scope, receive, send)
             else:

@@ -104,6 +104,21 @@ async def _flush_source(bff: Bff, source_id: str) -> None:
     await redis.aclose()
 
 
+async def test_a_passing_failure_is_retried_and_the_source_answers(bff: Bff, sandbox: Sandbox) -> None:
+    await sandbox.fault("helse-midt", status=503, times=1)
+    data = await bff.query(LIST, {"filter": {"sourceIds": ["helse-midt"]}}, who="trondheim")
+    assert consulted(data) == {"helse-midt": "OK"}
+    assert rows(data), "the second attempt's rows are shown"
+    assert (await sandbox.calls())["helse-midt"] == 2
+
+
+async def test_a_lasting_failure_is_tried_three_times_then_reported(bff: Bff, sandbox: Sandbox) -> None:
+    await sandbox.fault("helse-midt", status=503)
+    data = await bff.query(LIST, {"filter": {"sourceIds": ["helse-midt"]}}, who="trondheim")
+    assert consulted(data) == {"helse-midt": "UNAVAILABLE"}
+    assert (await sandbox.calls())["helse-midt"] == 3
+
+
 async def test_the_breaker_opens_after_failures_and_recovers(bff: Bff, sandbox: Sandbox, make_bff: Any) -> None:
     fragile = await make_bff(breaker_threshold=2, breaker_cooldown=1.0)
     await sandbox.fault("helse-midt", status=503)
