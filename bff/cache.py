@@ -174,12 +174,19 @@ class AppointmentCache:
         return loop.create_future()
 
     def _flush(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._execute_queued())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _execute_queued(self) -> None:
+        """Send what is queued once this task runs — a loop turn after `_flush`, so what
+        tasks queued in that turn goes too. A request's person lookup queues its read one
+        turn after its read-ahead (the DataLoader's dispatch is a turn later), and the two
+        used to leave as two round trips."""
         batch, self._queue = self._queue, []
         reads, self._reads = self._reads, []
         writes, self._writes = self._writes, []
-        task = asyncio.get_running_loop().create_task(self._execute(batch, reads, writes))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        await self._execute(batch, reads, writes)
 
     async def _execute(self, batch: list[tuple[Callable[[Pipeline], None], asyncio.Future[list[Any]]]],
                        reads: list[tuple[list[str], list[int] | None, asyncio.Future[list[Any]]]],

@@ -24,8 +24,9 @@ def process(redis: Redis, prefix: str) -> tuple[AppointmentCache, SingleFlight[s
 
 
 @contextlib.contextmanager
-def pipelines(redis: Redis) -> Iterator[list[int]]:
-    """Within the block, the number of commands of each pipeline the client executes."""
+def pipelines(redis: Redis, sent: list[list[str]] | None = None) -> Iterator[list[int]]:
+    """Within the block, the number of commands of each pipeline the client executes (and,
+    into `sent`, each pipeline's arguments that are text: its commands, keys, values)."""
     counts: list[int] = []
     real = redis.pipeline
 
@@ -35,6 +36,9 @@ def pipelines(redis: Redis) -> Iterator[list[int]]:
 
         async def execute_counted(*a: Any, **k: Any) -> Any:
             counts.append(len(pipe.command_stack))
+            if sent is not None:
+                sent.append([arg.decode(errors="replace") if isinstance(arg, bytes) else arg
+                             for args, _ in pipe.command_stack for arg in args if isinstance(arg, str | bytes)])
             return await execute(*a, **k)
 
         pipe.execute = execute_counted  # type: ignore[method-assign]

@@ -12,7 +12,8 @@ import orjson
 from redis.asyncio import Redis
 
 from bff.sandbox.cast import CastMember
-from tests.conftest import Bff, Sandbox
+from tests.bff.processes import pipelines
+from tests.conftest import PEOPLE, Bff, Sandbox
 from tests.redis_process import RedisProcess
 from tests.resolvers.queries import LIST, ONE, consulted, rows
 
@@ -102,6 +103,17 @@ async def _flush_source(bff: Bff, source_id: str) -> None:
     if keys:
         await redis.delete(*keys)
     await redis.aclose()
+
+
+async def test_a_cold_own_list_reads_the_viewers_record_and_its_entries_in_one_round_trip(bff: Bff) -> None:
+    services = bff.app.state.services
+    person_key = services.cache.person_key(PEOPLE["asane"].pid)
+    sent: list[list[str]] = []
+    with pipelines(services.redis, sent):
+        await bff.query(LIST, who="asane")
+    first = next(args for args in sent if person_key in args)
+    entries = {arg.split(":")[2] for arg in first if ":appts:" in arg and not arg.endswith(":lease")}
+    assert entries == {s.id for s in services.catalogue.sources}, "every source's entry in the same round trip"
 
 
 async def test_a_passing_failure_is_retried_and_the_source_answers(bff: Bff, sandbox: Sandbox) -> None:
