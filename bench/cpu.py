@@ -7,6 +7,7 @@ neighbour from favouring either side.
 
     python -m bench.cpu                 # 200 requests per side
     python -m bench.cpu --requests 500
+    python -m bench.cpu --against HEAD~1   # also that commit's BFF, interleaved (A/B work)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def cpu_seconds(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--against", metavar="GIT_REF", help="also run the BFF of this commit, interleaved")
     args = parser.parse_args()
     run.LATENCY_MS = run.JITTER_MS = 0.0
     bench = run.Bench(quick=True)
@@ -40,22 +42,28 @@ def main() -> None:
     with ExitStack() as stack:
         stack.callback(bench.cleanup)
         bench.start(stack)
-        tokens = bench.tokens(run.pids(2 * (args.requests + warmup), 70_000), "cpu").read_text().split()
+        if args.against:
+            other = f"bff@{args.against}"
+            sides[other] = (bench.start_other_bff(stack, args.against) + "/graphql", sides["bff"][1])
+        tokens = bench.tokens(run.pids(len(sides) * (args.requests + warmup), 70_000), "cpu").read_text().split()
         wall: dict[str, list[float]] = {side: [] for side in sides}
         cpu: dict[str, float] = dict.fromkeys(sides, 0.0)
         with httpx.Client(timeout=30) as client:
             for n in range(args.requests + warmup):
                 for side, (url, body) in sides.items():
-                    pid = bench.procs[side].pid
+                    pid = bench.procs[side if side in bench.procs else "against"].pid
                     before, started = cpu_seconds(pid), time.perf_counter()
                     client.post(url, json=body, headers={"Authorization": f"Bearer {tokens.pop()}"}).raise_for_status()
                     if n >= warmup:
                         wall[side].append((time.perf_counter() - started) * 1000)
                         cpu[side] += cpu_seconds(pid) - before
+    width = max(len(side) for side in sides)
     for side in sides:
-        print(f"{side:9} wall p50 {statistics.median(wall[side]):5.1f} ms   "
+        print(f"{side:{width}} wall p50 {statistics.median(wall[side]):5.1f} ms   "
               f"CPU {cpu[side] / args.requests * 1000:5.1f} ms per cold request")
     print(f"BFF/baseline CPU: {cpu['bff'] / cpu['baseline']:.2f}")
+    if args.against:
+        print(f"BFF/BFF@{args.against} CPU: {cpu['bff'] / cpu[other]:.3f}")
 
 
 if __name__ == "__main__":

@@ -24,28 +24,39 @@ def process(redis: Redis, prefix: str) -> tuple[AppointmentCache, SingleFlight[s
 
 
 @contextlib.contextmanager
-def pipelines(redis: Redis, sent: list[list[str]] | None = None) -> Iterator[list[int]]:
-    """Within the block, the number of commands of each pipeline the client executes (and,
-    into `sent`, each pipeline's arguments that are text: its commands, keys, values)."""
+def round_trips(redis: Redis, sent: list[list[str]] | None = None) -> Iterator[list[int]]:
+    """Within the block, the number of commands of each round trip the client makes — a
+    pipeline, or a command on its own — and, into `sent`, each one's arguments that are
+    text (its command, keys and values)."""
     counts: list[int] = []
-    real = redis.pipeline
+
+    def record(commands: list[tuple[Any, ...]]) -> None:
+        counts.append(len(commands))
+        if sent is not None:
+            sent.append([arg.decode(errors="replace") if isinstance(arg, bytes) else arg
+                         for args in commands for arg in args if isinstance(arg, str | bytes)])
+
+    real_pipeline, real_command = redis.pipeline, redis.execute_command
 
     def counted(*args: Any, **kwargs: Any) -> Any:
-        pipe = real(*args, **kwargs)
+        pipe = real_pipeline(*args, **kwargs)
         execute = pipe.execute
 
         async def execute_counted(*a: Any, **k: Any) -> Any:
-            counts.append(len(pipe.command_stack))
-            if sent is not None:
-                sent.append([arg.decode(errors="replace") if isinstance(arg, bytes) else arg
-                             for args, _ in pipe.command_stack for arg in args if isinstance(arg, str | bytes)])
+            record([command_args for command_args, _ in pipe.command_stack])
             return await execute(*a, **k)
 
         pipe.execute = execute_counted  # type: ignore[method-assign]
         return pipe
 
+    async def command(*args: Any, **options: Any) -> Any:
+        record([args])
+        return await real_command(*args, **options)
+
     redis.pipeline = counted  # type: ignore[method-assign]
+    redis.execute_command = command  # type: ignore[method-assign]
     try:
         yield counts
     finally:
         del redis.pipeline
+        del redis.execute_command

@@ -18,7 +18,7 @@ from bff.cache import AppointmentCache
 from bff.ids import Ids
 from bff.settings import SANDBOX_ID_SECRET
 from bff.singleflight import SingleFlight
-from tests.bff.processes import LEASE, pipelines, process
+from tests.bff.processes import LEASE, process, round_trips
 
 
 async def test_an_entry_written_behind_is_read_here_at_once_and_reaches_redis_after_the_answer(
@@ -107,7 +107,7 @@ async def test_a_requests_writes_leave_together_as_one_command(redis: Redis, red
     _, theirs = await other.read_or_lease(keys[2:], LEASE)
     generation = f"{redis_prefix}:gen:{Ids(SANDBOX_ID_SECRET.encode()).pseudonym('someone')}"
     await redis.set(generation, b"before")
-    with pipelines(redis) as commands:
+    with round_trips(redis) as commands:
         with answer_first():
             for n, key in enumerate(keys):
                 cache.write_behind({key: f"answer {n}".encode()}, 60 + n, changed=["someone"])

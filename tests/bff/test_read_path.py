@@ -12,7 +12,7 @@ import orjson
 from redis.asyncio import Redis
 
 from bff.sandbox.cast import CastMember
-from tests.bff.processes import pipelines
+from tests.bff.processes import round_trips
 from tests.conftest import PEOPLE, Bff, Sandbox
 from tests.redis_process import RedisProcess
 from tests.resolvers.queries import LIST, ONE, consulted, rows
@@ -109,7 +109,7 @@ async def test_a_cold_own_list_reads_the_viewers_record_and_its_entries_in_one_r
     services = bff.app.state.services
     person_key = services.cache.person_key(PEOPLE["asane"].pid)
     sent: list[list[str]] = []
-    with pipelines(services.redis, sent):
+    with round_trips(services.redis, sent):
         await bff.query(LIST, who="asane")
     first = next(args for args in sent if person_key in args)
     entries = {arg.split(":")[2] for arg in first if ":appts:" in arg and not arg.endswith(":lease")}

@@ -9,7 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bff.cache import AppointmentCache
-from tests.bff.processes import LEASE, pipelines, process
+from tests.bff.processes import LEASE, process, round_trips
 
 
 async def test_an_entry_written_just_before_the_lease_is_taken_is_used_not_fetched_again(
@@ -86,7 +86,7 @@ async def test_reads_and_leases_started_together_share_one_round_trip_and_each_g
     await redis.set(keys[0], b"zero")
     await redis.set(keys[2], b"two")
     held_elsewhere, _ = await other.lock_many([keys[3]], LEASE)
-    with pipelines(redis) as sent:
+    with round_trips(redis) as sent:
         answers = await asyncio.gather(cache.get_many(keys[:2]), cache.get_many([keys[2]]), cache.get_many([]),
                                        cache.get_many([keys[3], keys[0]]), cache.lock_many(keys[1:], LEASE))
     assert answers[:4] == [[b"zero", None], [b"two"], [], [None, b"zero"]]
@@ -123,13 +123,27 @@ async def test_an_entry_written_between_a_waiters_reads_is_used_not_reported_as_
     assert not await redis.exists(f"{key}:lease")
 
 
+async def test_a_lone_command_goes_by_its_script_sha_and_survives_redis_forgetting_the_script(
+        redis: Redis, redis_prefix: str) -> None:
+    cache, _ = process(redis, redis_prefix)
+    key = f"{redis_prefix}:appts:hv:future:2026-12-01:someone"
+    await redis.script_flush()  # as after a Redis restart or failover
+    sent: list[list[str]] = []
+    with round_trips(redis, sent) as trips:
+        assert await cache.read_or_lease([key], LEASE) == ([None], {key})
+        assert await cache.read_or_lease([key], LEASE) == ([None], set())  # leased now, by the first
+    assert trips == [1, 1, 1]  # no pipeline: EVALSHA refused, the script sent whole, then EVALSHA again
+    assert [args[0] for args in sent] == ["EVALSHA", "EVAL", "EVALSHA"]
+    await cache.release_many([key])
+
+
 async def test_a_read_leases_the_missing_entries_in_the_same_round_trip(redis: Redis, redis_prefix: str) -> None:
     cache, _ = process(redis, redis_prefix)
     other, _ = process(redis, redis_prefix)
     keys = [f"{redis_prefix}:appts:{source}:future:2026-11-30:someone" for source in ("hv", "hn", "hm")]
     await redis.set(keys[0], b"zero")
     held_elsewhere, _ = await other.lock_many([keys[2]], LEASE)
-    with pipelines(redis) as sent:
+    with round_trips(redis) as sent:
         mine, again = await asyncio.gather(cache.read_or_lease(keys, LEASE), cache.read_or_lease(keys[1:2], LEASE))
     assert len(sent) == 1
     # An entry is read, not leased; a missing one is leased by the first caller only; a lease
