@@ -2,8 +2,10 @@
 
 Starts the bench's providers with no latency, the BFF and the baseline (as `bench.run`
 does), then sends cold requests (a new person each) to both in turn, one at a time, and
-reads each server's CPU time from /proc around every request. Interleaving keeps a noisy
-neighbour from favouring either side.
+reads each server's CPU time from /proc before the first and after the last request (and
+its work after the last answer, such as cache writes, has settled): each serves only its
+own requests, so that is its CPU per request, work after the answer included.
+Interleaving keeps a noisy neighbour from favouring either side.
 
     python -m bench.cpu                 # 200 requests per side
     python -m bench.cpu --requests 500
@@ -22,6 +24,9 @@ from pathlib import Path
 import httpx
 
 from bench import run
+
+SETTLE = 0.5
+"""Seconds for the work a server does after its last answer (cache writes) to finish."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -47,16 +52,20 @@ def main() -> None:
             sides[other] = (bench.start_other_bff(stack, args.against) + "/graphql", sides["bff"][1])
         tokens = bench.tokens(run.pids(len(sides) * (args.requests + warmup), 70_000), "cpu").read_text().split()
         wall: dict[str, list[float]] = {side: [] for side in sides}
-        cpu: dict[str, float] = dict.fromkeys(sides, 0.0)
+        pids = {side: bench.procs[side if side in bench.procs else "against"].pid for side in sides}
+        cpu: dict[str, float] = {}
         with httpx.Client(timeout=30) as client:
             for n in range(args.requests + warmup):
+                if n == warmup:
+                    time.sleep(SETTLE)
+                    cpu = {side: -cpu_seconds(pid) for side, pid in pids.items()}
                 for side, (url, body) in sides.items():
-                    pid = bench.procs[side if side in bench.procs else "against"].pid
-                    before, started = cpu_seconds(pid), time.perf_counter()
+                    started = time.perf_counter()
                     client.post(url, json=body, headers={"Authorization": f"Bearer {tokens.pop()}"}).raise_for_status()
                     if n >= warmup:
                         wall[side].append((time.perf_counter() - started) * 1000)
-                        cpu[side] += cpu_seconds(pid) - before
+        time.sleep(SETTLE)
+        cpu = {side: spent + cpu_seconds(pids[side]) for side, spent in cpu.items()}
     width = max(len(side) for side in sides)
     for side in sides:
         print(f"{side:{width}} wall p50 {statistics.median(wall[side]):5.1f} ms   "

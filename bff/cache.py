@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import date
 from typing import Any, TypeVar, cast
 
@@ -104,7 +104,7 @@ class AppointmentCache:
         self._writing: set[asyncio.Task[None]] = set()
         self._queued = 0
         """Writes waiting for an answer to be sent (`write_behind`, `release_behind`)."""
-        self._unwritten: dict[str, bytes] = {}
+        self._unwritten: dict[str, bytes | Deferred] = {}
         """Entries written behind (`write_behind`) and not yet in Redis: this process reads
         them from here."""
 
@@ -316,7 +316,7 @@ class AppointmentCache:
     def _with_unwritten(self, keys: list[str], asked: list[str], values: list[bytes | None]) -> list[bytes | None]:
         """`keys`' values: those written behind from memory, the others (`asked`) as read."""
         found = dict(zip(asked, values, strict=True))
-        return [self._unwritten.get(key) or found[key] for key in keys]
+        return [_made(self._unwritten[key]) if key in self._unwritten else found[key] for key in keys]
 
     async def put_many(self, items: dict[str, bytes], ttl: int, changed: Iterable[str] = ()) -> None:
         """Write entries; the persons in `changed` get a new generation, and the leases this
@@ -326,11 +326,12 @@ class AppointmentCache:
         if items:
             await self._write(items, ttl, list(changed), self._hand_over(items.keys()))
 
-    def write_behind(self, items: dict[str, bytes], ttl: int, changed: Iterable[str] = ()) -> None:
+    def write_behind(self, items: Mapping[str, bytes | Deferred], ttl: int, changed: Iterable[str] = ()) -> None:
         """`put_many` without waiting for it: a provider's answer is used at once, and its
-        entry is written once the answer is sent (`answer_first`). Until written, this
-        process reads the entries from memory; other processes keep waiting on the leases,
-        which the write releases. `aclose` waits for writes under way."""
+        entry is written once the answer is sent (`answer_first`) — and encoded then, when
+        given as `Deferred`. Until written, this process reads the entries from memory;
+        other processes keep waiting on the leases, which the write releases. `aclose`
+        waits for writes under way."""
         if not items:
             return
         releasing = self._hand_over(items.keys())
@@ -349,7 +350,8 @@ class AppointmentCache:
 
         later(started)
 
-    def _start_write(self, items: dict[str, bytes], ttl: int, changed: list[str], releasing: list[str]) -> None:
+    def _start_write(self, items: Mapping[str, bytes | Deferred], ttl: int, changed: list[str],
+                     releasing: list[str]) -> None:
         def written(done: asyncio.Task[None]) -> None:
             self._writing.discard(done)
             for key, value in items.items():
@@ -358,7 +360,7 @@ class AppointmentCache:
 
         # An entry invalidated (or written again) since it was queued is not written: it would
         # bring back what an invalidation removed.
-        current = {key: value for key, value in items.items() if self._unwritten.get(key) is value}
+        current = {key: _made(value) for key, value in items.items() if self._unwritten.get(key) is value}
         task = asyncio.get_running_loop().create_task(self._write(current, ttl, changed, releasing))
         self._writing.add(task)
         task.add_done_callback(written)
@@ -459,6 +461,27 @@ class AppointmentCache:
         held = self._hand_over(keys)
         if held:
             await self._write({}, 0, [], held, "unlock")
+
+
+class Deferred:
+    """An entry's bytes, made when first needed. A provider's answer written behind is
+    encoded after the answer is sent, not between the provider's reply and the response
+    (README, Benchmark)."""
+
+    __slots__ = ("_made", "_make")
+
+    def __init__(self, make: Callable[[], bytes]) -> None:
+        self._make: Callable[[], bytes] | None = make
+        self._made = b""
+
+    def __call__(self) -> bytes:
+        if self._make is not None:
+            self._made, self._make = self._make(), None
+        return self._made
+
+
+def _made(value: bytes | Deferred) -> bytes:
+    return value() if isinstance(value, Deferred) else value
 
 
 def _share(values: Any, readers: list[tuple[list[str], asyncio.Future[list[Any]]]], width: int) -> None:

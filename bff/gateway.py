@@ -22,12 +22,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from bff.breakers import Breakers, CircuitOpen
-from bff.cache import AppointmentCache
+from bff.cache import AppointmentCache, Deferred
 from bff.codec import dump_entry, load_entry
 from bff.domain import Appointment
 from bff.lru import Lru
@@ -290,7 +291,8 @@ class Gateway:
             result = await self._call(source, pids, window, deadline)
             at = time.time()
             rows = {pid: Cached(result.by_patient.get(pid, ()), at, result.skipped) for pid in pids}
-            self._cache.write_behind({keys[pid]: dump_entry(c.rows, c.at, c.skipped) for pid, c in rows.items()},
+            self._cache.write_behind({keys[pid]: Deferred(partial(dump_entry, c.rows, c.at, c.skipped))
+                                      for pid, c in rows.items()},
                                      source.cache_ttl + max(source.stale_ttl, source.revalidate_ttl), changed=pids)
             return dict(rows)
         except CircuitOpen:

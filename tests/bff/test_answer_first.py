@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from bff import answer_first as module
 from bff.answer_first import answer_first
-from bff.cache import AppointmentCache
+from bff.cache import AppointmentCache, Deferred
 from bff.ids import Ids
 from bff.settings import SANDBOX_ID_SECRET
 from bff.singleflight import SingleFlight
@@ -41,6 +41,29 @@ async def test_an_entry_written_behind_is_read_here_at_once_and_reaches_redis_af
     assert await redis.get(key) == b"answer"
     assert not await redis.exists(f"{key}:lease")
     assert await elsewhere.get_many([key]) == [b"answer"]
+
+
+async def test_an_entry_written_behind_is_encoded_once_after_the_answer_or_first_when_read_here(
+        redis: Redis, redis_prefix: str) -> None:
+    cache, _ = process(redis, redis_prefix)
+    made: list[int] = []
+
+    def encoder(n: int) -> Deferred:
+        def make() -> bytes:
+            made.append(n)
+            return f"answer {n}".encode()
+
+        return Deferred(make)
+
+    first, second = (f"{redis_prefix}:appts:{source}:future:2026-12-01:encoded" for source in ("hv", "hn"))
+    with answer_first():
+        cache.write_behind({first: encoder(1), second: encoder(2)}, 60)
+        assert made == []  # not while the answer is being made
+        assert await cache.get_many([second]) == [b"answer 2"]
+        assert made == [2]
+    await cache.aclose()
+    assert made == [2, 1]  # each encoded once
+    assert [await redis.get(first), await redis.get(second)] == [b"answer 1", b"answer 2"]
 
 
 async def test_outside_a_request_an_entry_is_written_at_once(redis: Redis, redis_prefix: str) -> None:
