@@ -20,6 +20,12 @@ class PublicErrors(MaskErrors):
     def __init__(self) -> None:
         super().__init__(should_mask_error=_is_unexpected, error_message="Unexpected error.")
 
+    def _process_result(self, result: object) -> None:
+        # Strawberry first checks the result against a runtime Protocol, ~40 µs an
+        # operation; most results have no errors to look at.
+        if getattr(result, "errors", None):
+            super()._process_result(result)
+
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         return [self._present(e) for e in errors]
 
