@@ -11,7 +11,6 @@ soon as Redis answers: the list never depends on the cache being up.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -22,7 +21,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from bff.answer_first import later
 from bff.ids import Ids
@@ -74,9 +73,6 @@ token, the number of entries and of generations, each entry's value and TTL, eac
 generation's new token, the generations' TTL. In this order: a process that sees a new
 generation or a released lease finds the entry written. (A command costs redis-py
 ~80 µs of CPU; a list's seven writes were 21.)"""
-_SHA1 = {script: hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
-         for script in (READ_OR_LEASE_SCRIPT, WRITE_SCRIPT)}
-"""The SHA1 by which Redis knows each script once it has run it."""
 T = TypeVar("T")
 GENERATION_TTL = 24 * 3600
 
@@ -89,6 +85,7 @@ class AppointmentCache:
         self._prefix = prefix
         self._ids = ids
         self._metrics = metrics
+        self._scripts = {script: redis.register_script(script) for script in (READ_OR_LEASE_SCRIPT, WRITE_SCRIPT)}
         self._down_until = 0.0
         self._token = secrets.token_hex(8)
         self._held: set[str] = set()
@@ -261,15 +258,13 @@ class AppointmentCache:
                 future.set_result(part)
 
     async def _command(self, script: str | None, args: list[Any]) -> Any:
-        """One command on its own: no pipeline to build, and a script by its SHA1 (loaded
-        by sending it whole when Redis does not know it yet). A pipeline of one costs the
-        client about a quarter more CPU (README, Benchmark)."""
+        """One command on its own: no pipeline to build, and a script by its SHA1 (redis-py's
+        registered script loads it when Redis does not know it yet). A pipeline of one costs
+        the client about a quarter more CPU (README, Benchmark)."""
         if script is None:
             return await self._redis.mget(args)
-        try:
-            return await self._redis.evalsha(_SHA1[script], *args)
-        except NoScriptError:
-            return await self._redis.eval(script, *args)
+        count = args[0]
+        return await self._scripts[script](keys=args[1:1 + count], args=args[1 + count:])
 
     def _write_args(self, writers: list[tuple[dict[str, bytes], int, list[str], list[str],
                                               asyncio.Future[list[Any]]]]) -> list[Any]:

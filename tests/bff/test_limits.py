@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
+from bff.audit import AUDIT_RETENTION
 from bff.ids import Ids
 from bff.sources import default_sources_text
 from tests.conftest import PEOPLE, TEST_REDIS_URL, Bff, Sandbox
@@ -168,8 +169,10 @@ async def test_reads_and_cancellations_are_audited_with_pseudonyms(bff: Bff) -> 
     try:
         own = await redis.xrange(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['asane'].pid)}")
         child = await redis.xrange(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['child_small'].pid)}")
+        kept = await redis.ttl(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['asane'].pid)}")
     finally:
         await redis.aclose()
+    assert AUDIT_RETENTION - 60 < kept <= AUDIT_RETENTION  # kept more than a year, then gone
     actions = [fields[b"action"] for _, fields in own]
     assert actions[:2] == [b"list", b"read"]
     entry = child[-1][1]

@@ -132,8 +132,9 @@ async def test_a_lone_command_goes_by_its_script_sha_and_survives_redis_forgetti
     with round_trips(redis, sent) as trips:
         assert await cache.read_or_lease([key], LEASE) == ([None], {key})
         assert await cache.read_or_lease([key], LEASE) == ([None], set())  # leased now, by the first
-    assert trips == [1, 1, 1]  # no pipeline: EVALSHA refused, the script sent whole, then EVALSHA again
-    assert [args[0] for args in sent] == ["EVALSHA", "EVAL", "EVALSHA"]
+    # No pipeline: EVALSHA refused, the script loaded and run by its SHA1, then by its SHA1 alone.
+    assert trips == [1, 1, 1, 1]
+    assert [args[0] for args in sent] == ["EVALSHA", "SCRIPT LOAD", "EVALSHA", "EVALSHA"]
     await cache.release_many([key])
 
 
