@@ -149,8 +149,9 @@ class CancellationStore:
     def idempotency_key(self, actor_pid: str, key: str) -> str:
         return f"{self._p}:idem:{self._ids.pseudonym(actor_pid)}:{digest(key)}"
 
-    def slot_key(self, source_id: str, upstream_id: str, subject_pid: str) -> str:
-        return f"{self._p}:slot:{source_id}:{digest(upstream_id)}:{self._ids.pseudonym(subject_pid)}"
+    def slot_key(self, source_id: str, upstream_id: str, subject_pid: str, pseudonym: str | None = None) -> str:
+        """The appointment's current request; `pseudonym`: the subject's, when the caller has it."""
+        return f"{self._p}:slot:{source_id}:{digest(upstream_id)}:{pseudonym or self._ids.pseudonym(subject_pid)}"
 
     def stream_key(self, actor_pid: str) -> str:
         return f"{self._p}:events:{self._ids.pseudonym(actor_pid)}"
@@ -196,7 +197,9 @@ class CancellationStore:
         """The latest request id per (source id, upstream id, subject pid)."""
         if not keys:
             return []
-        raws = await self._redis.mget([self.slot_key(*k) for k in keys])
+        # A list asks for every row of one person: each pseudonym (an HMAC) is made once.
+        pseudonyms = {pid: self._ids.pseudonym(pid) for pid in {pid for _, _, pid in keys}}
+        raws = await self._redis.mget([self.slot_key(s, u, pid, pseudonyms[pid]) for s, u, pid in keys])
         return [(r.decode() if isinstance(r, bytes) else r).split("|", 1)[0] if r else None for r in raws]
 
     async def create(self, record: CancellationRecord) -> None:
