@@ -72,9 +72,9 @@ class Context:
         self.now = now()
         self.deadline = asyncio.get_running_loop().time() + services.settings.request_deadline
         self.persons = PersonByPidLoader(services.people, self.deadline)
-        self.appointments = AppointmentsBySourceLoader(services.gateway, services.catalogue, today(self.now),
-                                                       self.deadline, self.persons)
         self.cancellations = CancellationByAppointmentLoader(services.cancellations.store)
+        self.appointments = AppointmentsBySourceLoader(services.gateway, services.catalogue, today(self.now),
+                                                       self.deadline, self.persons, self.cancellations)
 
 
 Info = strawberry.Info[Context, None]

@@ -76,7 +76,7 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
     source is still asked once."""
 
     def __init__(self, gateway: Gateway, catalogue: SourcesFile, today: date, deadline: float,
-                 persons: PersonByPidLoader) -> None:
+                 persons: PersonByPidLoader, cancellations: CancellationByAppointmentLoader | None = None) -> None:
         super().__init__()
         self.ahead = ReadAhead(gateway)
         """The request's entries read while its persons were looked up (own lists)."""
@@ -87,6 +87,7 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         self._today = today
         self._deadline = deadline
         self._persons = persons
+        self._cancellations = cancellations
         self._dispatches: set[asyncio.Task[None]] = set()
 
     def do_resolve_reject(self, key: SourceKey, future: asyncio.Future[SourceOutcome]) -> None:
@@ -120,7 +121,14 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         history = any(k[2] for k in keys)
         pids = list(dict.fromkeys(k[1] for k in keys))
         outcomes = await self._gateway.fetch(source, pids, history, self._today, self._deadline, self.ahead)
-        return {key: self._narrow(outcomes[key[1]], history and not key[2]) for key in keys}
+        narrowed = {key: self._narrow(outcomes[key[1]], history and not key[2]) for key in keys}
+        if source.capabilities.cancel and self._cancellations is not None:
+            # The rows' latest cancellation requests are read now, while slower sources are
+            # still being asked, not after the last one answers (the list's resolver loads
+            # the same keys and finds them read, or under way).
+            self._cancellations.load_many([(source.id, row.upstream_id, key[1])
+                                           for key, outcome in narrowed.items() for row in outcome.rows])
+        return narrowed
 
     def _narrow(self, outcome: SourceOutcome, future_only: bool) -> SourceOutcome:
         if not future_only:

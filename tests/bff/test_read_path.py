@@ -116,6 +116,29 @@ async def test_a_cold_own_list_reads_the_viewers_record_and_its_entries_in_one_r
     assert entries == {s.id for s in services.catalogue.sources}, "every source's entry in the same round trip"
 
 
+async def test_a_cancellable_sources_requests_are_read_while_a_slower_source_is_still_asked(
+        bff: Bff, sandbox: Sandbox) -> None:
+    await sandbox.fault("helse-vest", latency_ms=800)  # Bergen (cancellable) answers long before
+    redis = bff.app.state.services.redis
+    real = redis.execute_command
+    started = time.monotonic()
+    slot_reads: list[float] = []
+
+    async def command(*args: Any, **options: Any) -> Any:
+        if args and args[0] == "MGET" and any(":slot:" in str(arg) for arg in args[1:]):
+            slot_reads.append(time.monotonic() - started)
+        return await real(*args, **options)
+
+    redis.execute_command = command
+    try:
+        data = await bff.query(LIST, who="asane")
+    finally:
+        del redis.execute_command
+    assert consulted(data)["helse-vest"] == "OK" and consulted(data)["bergen-kommune"] == "OK"
+    assert slot_reads, "the rows' cancellation requests were read"
+    assert slot_reads[0] < 0.6, "read while Helse Vest was still being asked, not after it answered"
+
+
 async def test_a_passing_failure_is_retried_and_the_source_answers(bff: Bff, sandbox: Sandbox) -> None:
     await sandbox.fault("helse-midt", status=503, times=1)
     data = await bff.query(LIST, {"filter": {"sourceIds": ["helse-midt"]}}, who="trondheim")
