@@ -197,26 +197,26 @@ class AppointmentCache:
         readers = [(keys, future) for keys, lease, future in reads if lease is None and not future.done()]
         leasers = [(keys, lease, future) for keys, lease, future in reads if lease is not None and not future.done()]
         writers = [w for w in writes if not w[-1].done()]
-        commands: list[tuple[str | None, list[Any]]] = []  # (script, or None for MGET; its arguments)
+        commands: list[tuple[str | None, list[str], list[Any]]] = []  # (script, or None for MGET; keys; ARGV)
         if readers:
-            commands.append((None, [key for keys, _ in readers for key in keys]))
+            commands.append((None, [key for keys, _ in readers for key in keys], []))
         if leasers:
             names = [name for keys, _, _ in leasers for key in keys for name in (f"{key}:lease", key)]
-            commands.append((READ_OR_LEASE_SCRIPT, [len(names), *names, self._token,
-                                                    *[ms for _, leases, _ in leasers for ms in leases]]))
+            commands.append((READ_OR_LEASE_SCRIPT, names,
+                             [self._token, *[ms for _, leases, _ in leasers for ms in leases]]))
         if writers:
-            commands.append((WRITE_SCRIPT, self._write_args(writers)))
+            commands.append((WRITE_SCRIPT, *self._write_args(writers)))
         sizes: list[int] = []
         try:
             if not waiting and len(commands) == 1:
                 results = [await self._command(*commands[0])]
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for script, args in commands:
+                    for script, keys, argv in commands:
                         if script is None:
-                            pipe.mget(args)
+                            pipe.mget(keys)
                         else:
-                            pipe.eval(script, *args)
+                            pipe.eval(script, len(keys), *keys, *argv)
                     for build, _ in waiting:
                         before = len(pipe)
                         build(pipe)
@@ -257,26 +257,24 @@ class AppointmentCache:
             else:
                 future.set_result(part)
 
-    async def _command(self, script: str | None, args: list[Any]) -> Any:
+    async def _command(self, script: str | None, keys: list[str], argv: list[Any]) -> Any:
         """One command on its own: no pipeline to build, and a script by its SHA1 (redis-py's
         registered script loads it when Redis does not know it yet). A pipeline of one costs
         the client about a quarter more CPU (README, Benchmark)."""
         if script is None:
-            return await self._redis.mget(args)
-        count = args[0]
-        return await self._scripts[script](keys=args[1:1 + count], args=args[1 + count:])
+            return await self._redis.mget(keys)
+        return await self._scripts[script](keys=keys, args=argv)
 
     def _write_args(self, writers: list[tuple[dict[str, bytes], int, list[str], list[str],
-                                              asyncio.Future[list[Any]]]]) -> list[Any]:
-        """WRITE_SCRIPT's arguments for the writes of `writers`, all in one."""
+                                              asyncio.Future[list[Any]]]]) -> tuple[list[str], list[Any]]:
+        """WRITE_SCRIPT's keys and ARGV for the writes of `writers`, all in one."""
         entries = [(key, value, ttl) for items, ttl, _, _, _ in writers for key, value in items.items()]
         generations = list(dict.fromkeys(key for _, _, renew, _, _ in writers for key in renew))
         leases = list(dict.fromkeys(f"{key}:lease" for _, _, _, releasing, _ in writers for key in releasing))
-        return [len(entries) + len(generations) + len(leases),
-                *[key for key, _, _ in entries], *generations, *leases,
-                self._token, len(entries), len(generations),
-                *[part for _, value, ttl in entries for part in (value, ttl)],
-                *[secrets.token_hex(8) for _ in generations], GENERATION_TTL]
+        return ([*[key for key, _, _ in entries], *generations, *leases],
+                [self._token, len(entries), len(generations),
+                 *[part for _, value, ttl in entries for part in (value, ttl)],
+                 *[secrets.token_hex(8) for _ in generations], GENERATION_TTL])
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:

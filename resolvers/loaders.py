@@ -76,7 +76,7 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
     source is still asked once."""
 
     def __init__(self, gateway: Gateway, catalogue: SourcesFile, today: date, deadline: float,
-                 persons: PersonByPidLoader, cancellations: CancellationByAppointmentLoader | None = None) -> None:
+                 persons: PersonByPidLoader, cancellations: CancellationByAppointmentLoader) -> None:
         super().__init__()
         self.ahead = ReadAhead(gateway)
         """The request's entries read while its persons were looked up (own lists)."""
@@ -122,7 +122,7 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         pids = list(dict.fromkeys(k[1] for k in keys))
         outcomes = await self._gateway.fetch(source, pids, history, self._today, self._deadline, self.ahead)
         narrowed = {key: self._narrow(outcomes[key[1]], history and not key[2]) for key in keys}
-        if source.capabilities.cancel and self._cancellations is not None:
+        if source.capabilities.cancel:
             # The rows' latest cancellation requests are read now, while slower sources are
             # still being asked, not after the last one answers (the list's resolver loads
             # the same keys and finds them read, or under way).
