@@ -13,7 +13,16 @@ from bff.domain import Appointment, AppointmentStatus, PersonRecord, Representat
 from bff.errors import NotFound, Unavailable
 from bff.gateway import SourceOutcome, SourceState
 from bff.ids import Ids
-from bff.rules import ALL_KINDS, TimeFilter, applies_to, representation_kinds, shows, sort_key, with_cancellation
+from bff.rules import (
+    ALL_KINDS,
+    TimeFilter,
+    applies_to,
+    applies_to_everyone,
+    representation_kinds,
+    shows,
+    sort_key,
+    with_cancellation,
+)
 from bff.sources import SourceConfig, SourcesFile
 from bff.timez import start_of_day
 
@@ -114,7 +123,7 @@ def choose(subject: Subject, catalogue: SourcesFile, wanted: ListFilter) -> Chos
     for source in catalogue.sources:
         if source.kind not in subject.kinds or not wanted.consults(source):
             continue
-        if source.kind is not SourceKind.HOSPITAL and not subject.lookup.ok:
+        if not applies_to_everyone(source) and not subject.lookup.ok:
             chosen.append((source, SourceOutcome(source.id, SourceState.UNAVAILABLE, message=DIRECTORY_DOWN_TEXT)))
         elif applies_to(source, subject.lookup.record):
             chosen.append((source, None))

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -162,13 +163,13 @@ class Gateway:
         self._metrics = metrics
         self._flights: dict[str, SingleFlight[str, Result]] = {}
         self._decoded: Lru[str, tuple[bytes, Cached]] = Lru(DECODED_ENTRIES)
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         self._refresh_slots = asyncio.Semaphore(BACKGROUND_REFRESHES)
         self._refreshing: set[str] = set()
         """Cache keys with a revalidation queued or running in this process."""
 
     async def aclose(self) -> None:
-        """Stop background refreshes (at shutdown)."""
+        """Stop background refreshes and started fetches (at shutdown)."""
         for task in list(self._background):
             await stop(task)
 
@@ -178,6 +179,16 @@ class Gateway:
         keys = [self._key(source, history, today, pid) for source, history in sources]
         raws, leased = await self._cache.read_or_lease(keys, [_lease(source) for source, _ in sources])
         return {key: (raw, key in leased) for key, raw in zip(keys, raws, strict=True)}
+
+    def start_fetch(self, source: SourceConfig, pids: Sequence[str], history: bool, today: date,
+                    deadline: float, ahead: ReadAhead | None = None) -> asyncio.Task[dict[str, SourceOutcome]]:
+        """`fetch`, started now as a task of its own that runs to its end even if nobody
+        awaits it (its answer then still fills the cache); stopped at shutdown."""
+        task = asyncio.get_running_loop().create_task(self.fetch(source, pids, history, today, deadline, ahead))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_settle_started)
+        return task
 
     def release_behind(self, keys: list[str]) -> None:
         self._cache.release_behind(keys)
@@ -339,6 +350,12 @@ class Gateway:
             self._metrics.upstream_latency.labels(source.id).observe(time.perf_counter() - started)
         self._metrics.upstream_requests.labels(source.id, "ok").inc()
         return result
+
+
+def _settle_started(task: asyncio.Task[dict[str, SourceOutcome]]) -> None:
+    """A started fetch nobody awaited must not fail unseen."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("source.started_fetch_failed", error=type(exc).__name__)
 
 
 def _lease(source: SourceConfig) -> float:

@@ -25,10 +25,16 @@ CANCELLABLE_STATUSES = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.AS
 CANCEL_FLAG = "cancel"
 
 
+def applies_to_everyone(source: SourceConfig) -> bool:
+    """Whether a source is asked for everyone, whatever the person directory says (or when
+    it cannot be asked): the hospitals."""
+    return source.kind is SourceKind.HOSPITAL
+
+
 def applies_to(source: SourceConfig, person: PersonRecord | None) -> bool:
     """Routing: hospitals for everyone; a municipality for its districts' residents; the
     GP pilot for persons whose GP practice (HER-id) takes part."""
-    if source.kind is SourceKind.HOSPITAL:
+    if applies_to_everyone(source):
         return True
     if person is None:
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date
 
 import structlog
@@ -15,7 +16,8 @@ from bff.appointments import PersonLookup
 from bff.cancel_store import CancellationRecord, CancellationStore
 from bff.gateway import Gateway, ReadAhead, SourceOutcome
 from bff.people import People
-from bff.sources import SourcesFile
+from bff.rules import applies_to_everyone
+from bff.sources import SourceConfig, SourcesFile
 from bff.timez import start_of_day
 
 log = structlog.get_logger(__name__)
@@ -89,6 +91,24 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         self._persons = persons
         self._cancellations = cancellations
         self._dispatches: set[asyncio.Task[None]] = set()
+        self._started: dict[SourceKey, asyncio.Task[dict[str, SourceOutcome]]] = {}
+        """Sources asked before the directory answered (`start_own_list`)."""
+
+    def start_own_list(self, sources: Sequence[tuple[SourceConfig, bool]], pid: str, alone: bool) -> None:
+        """The viewer's own list is wanted from `sources` (each with whether its history is):
+        read their entries while the directory says which of them apply, and, when this
+        list is all the request asks for, ask the sources that apply to everyone — the
+        hospitals — at once. Their calls need nothing from the directory, so they no longer
+        wait for its answer (with other lists in the request they wait, to be asked for
+        every person of the request in one call)."""
+        self.ahead.start(sources, pid, self._today)
+        if not alone:
+            return
+        for source, history in sources:
+            key = (source.id, pid, history)
+            if applies_to_everyone(source) and key not in self._started:
+                self._started[key] = self._gateway.start_fetch(source, [pid], history, self._today, self._deadline,
+                                                               self.ahead)
 
     def do_resolve_reject(self, key: SourceKey, future: asyncio.Future[SourceOutcome]) -> None:
         """Queue the key; the first key of a batch schedules a dispatch that waits until the
@@ -120,7 +140,9 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
             raise KeyError(f"unknown source {source_id}")
         history = any(k[2] for k in keys)
         pids = list(dict.fromkeys(k[1] for k in keys))
-        outcomes = await self._gateway.fetch(source, pids, history, self._today, self._deadline, self.ahead)
+        started = self._started.pop((source_id, pids[0], history), None) if len(pids) == 1 else None
+        outcomes = await (started if started is not None else
+                          self._gateway.fetch(source, pids, history, self._today, self._deadline, self.ahead))
         narrowed = {key: self._narrow(outcomes[key[1]], history and not key[2]) for key in keys}
         if source.capabilities.cancel:
             # The rows' latest cancellation requests are read now, while slower sources are

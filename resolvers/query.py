@@ -7,6 +7,7 @@ import contextlib
 from datetime import datetime
 
 import strawberry
+from graphql import FieldNode
 
 from bff import domain
 from bff.appointments import (
@@ -146,6 +147,12 @@ async def _latest_requests(info: Info, consulted: list[Consulted],
     return dict(zip(keys, records, strict=True))
 
 
+def _alone(info: Info) -> bool:
+    """Whether this field is all the operation asks for."""
+    selections = info.operation.selection_set.selections
+    return len(selections) == 1 and isinstance(selections[0], FieldNode)
+
+
 def _source_results(consulted: list[Consulted]) -> list[SourceResult]:
     return [SourceResult(source=Source.of(c.source), state=c.outcome.state, fetched_at=c.outcome.fetched_at,
                          message=c.outcome.message) for c in consulted]
@@ -230,10 +237,8 @@ class Query:
         ctx = info.context
         ahead = ctx.appointments.ahead
         if on_behalf_of is None:
-            # The viewer's own list: every source it may consult is read while the directory
-            # says which of them apply.
-            ahead.start([(s, wanted.time.wants_history(s)) for s in ctx.services.catalogue.sources
-                         if wanted.consults(s)], ctx.viewer.pid, ctx.today)
+            ctx.appointments.start_own_list([(s, wanted.time.wants_history(s)) for s in ctx.services.catalogue.sources
+                                             if wanted.consults(s)], ctx.viewer.pid, _alone(info))
         try:
             subject = await _subject(info, on_behalf_of)
             chosen = choose(subject, ctx.services.catalogue, wanted)

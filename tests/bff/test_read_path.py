@@ -116,6 +116,39 @@ async def test_a_cold_own_list_reads_the_viewers_record_and_its_entries_in_one_r
     assert entries == {s.id for s in services.catalogue.sources}, "every source's entry in the same round trip"
 
 
+async def test_hospitals_are_asked_while_the_directory_is_for_a_list_that_is_all_the_request_asks(
+        bff: Bff, sandbox: Sandbox) -> None:
+    # Hospitals are consulted for everyone: an own list asks them without waiting for the
+    # directory, which only decides the GP and municipal sources.
+    await sandbox.fault("persons", latency_ms=700)
+    await sandbox.fault("helse-nord", latency_ms=700)
+    started = time.monotonic()
+    data = await bff.query(LIST, who="asane")
+    elapsed = time.monotonic() - started
+    assert set(consulted(data).values()) == {"OK"}
+    assert {"helse-nord", "bergen-kommune", "fastlege-pilot"} <= consulted(data).keys()
+    assert elapsed < 1.2, f"{elapsed:.2f} s: Helse Nord was asked after the directory's 0.7 s, not beside it"
+    calls = await sandbox.calls()
+    assert {k: calls[k] for k in ("persons", "helse-nord", "helse-midt", "fastlege", "bergen")} == {
+        "persons": 1, "helse-nord": 1, "helse-midt": 1, "fastlege": 1, "bergen": 1}
+
+
+async def test_a_list_beside_other_fields_asks_hospitals_after_the_directory_for_all_persons_at_once(
+        bff: Bff, sandbox: Sandbox) -> None:
+    # With more in the request (here a second list) the hospitals wait for every person the
+    # request names, so each is asked once for all of them.
+    reps = await bff.query("{ me { mayActFor { id name } } }", who="parent")
+    emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
+    await _flush(bff)
+    await sandbox.clear()
+    await sandbox.fault("persons", latency_ms=400)
+    data = await bff.query("query($on: ID) { mine: appointments { totalCount } hers: appointments(onBehalfOf: $on) "
+                           "{ totalCount } }", {"on": emma}, who="parent")
+    assert data["mine"]["totalCount"] and data["hers"]["totalCount"]
+    assert ("helse-vest", 2) in await sandbox.patients_per_search()
+    assert (await sandbox.calls())["helse-vest"] == 1
+
+
 async def test_a_cancellable_sources_requests_are_read_while_a_slower_source_is_still_asked(
         bff: Bff, sandbox: Sandbox) -> None:
     await sandbox.fault("helse-vest", latency_ms=800)  # Bergen (cancellable) answers long before
