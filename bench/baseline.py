@@ -1,8 +1,9 @@
 """The baseline the BFF is measured against: a plain Starlette endpoint that does the same
-work by hand — verify the token, ask the directory, fan out to the same providers with
-httpx (the same connectors), apply the same rules — and returns the same JSON, with no
-GraphQL, no DataLoaders and no cache. `/list-cached` serves the same JSON from the very
-Redis entries the BFF wrote (scenario b's baseline).
+work by hand — verify the token, ask the directory (and, beside it, the hospitals, which
+apply to everyone), fan out to the same providers with httpx (the same connectors), apply
+the same rules — and returns the same JSON, with no GraphQL, no DataLoaders and no cache.
+`/list-cached` serves the same JSON from the very Redis entries the BFF wrote (scenario b's
+baseline).
 
     BENCH_PROVIDERS=http://127.0.0.1:8901 REDIS_URL=… uvicorn --factory bench.baseline:app --port 8903
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import httpx
@@ -32,11 +33,11 @@ from bff.domain import Appointment, PersonRecord
 from bff.gateway import fetch_window
 from bff.ids import Ids
 from bff.metrics import Metrics
-from bff.rules import TimeFilter, applies_to, shows, sort_key
+from bff.rules import TimeFilter, applies_to, applies_to_everyone, shows, sort_key
 from bff.settings import DEV_ISSUER, Settings
 from bff.sources import SourceConfig, load_sources
 from bff.timez import start_of_day, today
-from connectors.base import ProviderClient
+from connectors.base import FetchResult, ProviderClient
 from connectors.fhir import FhirConnector
 from connectors.municipal import MunicipalConnector
 from connectors.persons import HttpPersonDirectory
@@ -97,10 +98,16 @@ def app() -> Starlette:
         pid = await viewer(request)
         if pid is None:
             return Response(status_code=401)
+        def ask(source: SourceConfig) -> Awaitable[FetchResult]:
+            return asyncio.ensure_future(state["connectors"][source.id].fetch([pid], fetch_window(source, False, day)))
+
+        day = today()
+        # The hospitals apply to everyone: asked beside the directory, as the BFF asks them.
+        everyone = [s for s in catalogue.sources if applies_to_everyone(s)]
+        early = [ask(s) for s in everyone]
         person = await state["directory"].get(pid)
-        chosen = [s for s in catalogue.sources if applies_to(s, person)]
-        results = await asyncio.gather(*(state["connectors"][s.id].fetch([pid], fetch_window(s, False, today()))
-                                         for s in chosen))
+        chosen = everyone + [s for s in catalogue.sources if not applies_to_everyone(s) and applies_to(s, person)]
+        results = await asyncio.gather(*early, *(ask(s) for s in chosen[len(everyone):]))
         rows = [r for s, result in zip(chosen, results, strict=True)
                 for r in visible(s, result.by_patient.get(pid, ()))]
         return answer(ids, rows)

@@ -36,8 +36,10 @@ BIG_PIDS = frozenset(filter(None, os.environ.get("BENCH_BIG_PIDS", "").split(","
 
 
 class Providers:
-    def __init__(self, latency_ms: float, jitter_ms: float, per_source: int, big_per_source: int) -> None:
+    def __init__(self, latency_ms: float, jitter_ms: float, per_source: int, big_per_source: int,
+                 directory_ms: float = 0) -> None:
         self.latency = latency_ms / 1000
+        self.directory_latency = directory_ms / 1000
         self.jitter = jitter_ms / 1000
         self.per_source = per_source
         self.big_per_source = big_per_source
@@ -98,7 +100,10 @@ def app(providers: Providers) -> Starlette:
 
     async def person(request: Request) -> Response:
         providers.calls["persons"] += 1
-        providers.timeline.append(("persons", time.time(), time.time()))
+        arrived = time.time()
+        if providers.directory_latency:
+            await asyncio.sleep(providers.directory_latency)
+        providers.timeline.append(("persons", arrived, time.time()))
         pid = request.path_params["pid"]
         return JSONResponse({"pid": pid, "name": "Bench Person", "birthDate": "1980-01-01", "confidential": False,
                              "address": {"municipality": "0301", "district": "Frogner"},
@@ -131,8 +136,9 @@ def main() -> None:
     parser.add_argument("--jitter-ms", type=float, default=5)
     parser.add_argument("--per-source", type=int, default=30)
     parser.add_argument("--big-per-source", type=int, default=84)
+    parser.add_argument("--directory-ms", type=float, default=0, help="the person directory's latency (default none)")
     args = parser.parse_args()
-    providers = Providers(args.latency_ms, args.jitter_ms, args.per_source, args.big_per_source)
+    providers = Providers(args.latency_ms, args.jitter_ms, args.per_source, args.big_per_source, args.directory_ms)
     uvicorn.run(app(providers), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

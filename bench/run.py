@@ -96,7 +96,8 @@ def rss_kib(pid: int) -> int:
 
 
 class Bench:
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, directory_ms: float = 0) -> None:
+        self.directory_ms = directory_ms
         self.quick = quick
         self.seconds = 2 if quick else 4
         """Length of one wrk run; paired scenarios run `rounds` of them per side."""
@@ -160,7 +161,8 @@ class Bench:
         py = sys.executable
         commands = {
             "providers": [py, "-m", "bench.providers", "--port", str(self.ports["providers"]),
-                          "--latency-ms", str(LATENCY_MS), "--jitter-ms", str(JITTER_MS)],
+                          "--latency-ms", str(LATENCY_MS), "--jitter-ms", str(JITTER_MS),
+                          "--directory-ms", str(self.directory_ms)],
             "bff": bff_command(self.ports["bff"]),
             "baseline": [py, "-m", "uvicorn", "--factory", "bench.baseline:app", "--port",
                          str(self.ports["baseline"]), "--log-level", "warning", "--no-access-log"],

@@ -16,6 +16,7 @@ saw (their clocks are this machine's):
     python -m bench.timeline --requests 300
     python -m bench.timeline --against HEAD~3   # also that commit's BFF, side by side
     python -m bench.timeline --back-to-back 10  # each side 10 requests in a row, as wrk sends them
+    python -m bench.timeline --directory-ms 20  # a person directory that takes 20 ms to answer
 
 `--against` is for A/B work: this machine's speed drifts by a third over minutes, so two
 versions are only comparable when their requests interleave in one run. With
@@ -45,8 +46,10 @@ def main() -> None:
     parser.add_argument("--against", metavar="GIT_REF", help="also run the BFF of this commit, interleaved")
     parser.add_argument("--back-to-back", metavar="N", type=int, default=1,
                         help="requests in a row per side before the next side's turn")
+    parser.add_argument("--directory-ms", type=float, default=0,
+                        help="let the person directory answer after this long (default at once)")
     args = parser.parse_args()
-    bench = run.Bench(quick=True)
+    bench = run.Bench(quick=True, directory_ms=args.directory_ms)
     query = {"query": run.QUERY, "variables": {"first": 50}}
     sides = {"bff": (bench.urls["bff"] + "/graphql", query), "baseline": (bench.urls["baseline"] + "/list", {})}
     warmup = 10
