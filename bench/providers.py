@@ -44,8 +44,9 @@ class Providers:
         self.per_source = per_source
         self.big_per_source = big_per_source
         self.calls: Counter[str] = Counter()
-        self.timeline: list[tuple[str, float, float]] = []
-        """(provider, arrived, answered) in epoch seconds, for `bench.timeline`."""
+        self.timeline: list[tuple[str, float, float, str]] = []
+        """(provider, arrived, answered, first pid asked for), times in epoch seconds, for
+        `bench.timeline` and scenario (a)'s slowest upstream per request."""
         self._templates: dict[tuple[str, int], str] = {}
 
     async def delay(self) -> None:
@@ -82,7 +83,7 @@ def app(providers: Providers) -> Starlette:
         tokens = request.query_params.get("patient:identifier", "")
         pids = [t.split("|", 1)[1] for t in tokens.split(",") if t.startswith(f"{FNR_SYSTEM}|")]
         body = providers.bundle(tenant, pids)
-        providers.timeline.append((tenant, arrived, time.time()))
+        providers.timeline.append((tenant, arrived, time.time(), pids[0] if pids else ""))
         return Response(body, media_type="application/fhir+json")
 
     async def visits(request: Request) -> Response:
@@ -91,7 +92,7 @@ def app(providers: Providers) -> Starlette:
         await providers.delay()
         pid = request.path_params["pid"]
         base = start_of_day(today())
-        providers.timeline.append(("oslo", arrived, time.time()))
+        providers.timeline.append(("oslo", arrived, time.time(), pid))
         return JSONResponse({"visits": [
             {"id": f"v{n}", "service": "home_nursing", "kind": "regular", "status": "planned", "cancelledBy": None,
              "start": (base + timedelta(days=1 + n % 30, hours=9)).isoformat(),
@@ -103,8 +104,8 @@ def app(providers: Providers) -> Starlette:
         arrived = time.time()
         if providers.directory_latency:
             await asyncio.sleep(providers.directory_latency)
-        providers.timeline.append(("persons", arrived, time.time()))
         pid = request.path_params["pid"]
+        providers.timeline.append(("persons", arrived, time.time(), pid))
         return JSONResponse({"pid": pid, "name": "Bench Person", "birthDate": "1980-01-01", "confidential": False,
                              "address": {"municipality": "0301", "district": "Frogner"},
                              "gp": {"herId": "8094711", "name": "Bench legesenter"}, "mayActFor": []})
