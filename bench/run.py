@@ -135,8 +135,16 @@ class Bench:
 
     def cleanup(self) -> None:
         """Delete what this run wrote to Redis (its own prefix): a shared Redis left with
-        a hundred thousand bench keys makes every later SCAN there slow."""
+        a hundred thousand bench keys makes every later SCAN there slow. The servers are
+        stopped first: one still writing its last answers behind would put keys back."""
         import redis
+
+        for proc in self.procs.values():
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
         client = redis.Redis.from_url(self.redis_url)
         batch: list[bytes] = []
