@@ -1,0 +1,200 @@
+"""Where a cold request's time goes inside the BFF: a timeline of marks, per request.
+
+Starts the bench (providers at 50 ± 5 ms, Redis) and a second BFF, this module run as
+`--serve PORT`: the bench's BFF with its key steps wrapped so that each notes when it
+starts (`>`) and ends (`<`), relative to the request's arrival. Sends cold requests (the
+bench's cold query, a new person each) one at a time and prints, per mark, the median
+time of its first and of its last occurrence in a request.
+
+    python -m bench.trace                  # 200 cold requests
+    python -m bench.trace --requests 500 --directory-ms 20
+
+The marks:
+
+| mark | what |
+|---|---|
+| token | verifying the bearer token |
+| execute | Strawberry's `Schema.execute` (parse and validation caches, extensions, execution) |
+| list | the list resolver starting the own list (read-ahead, early hospital calls) |
+| redis | `AppointmentCache.read_or_lease` (a round trip, or nothing when every key was read ahead) |
+| directory | the person directory's answer, asked over HTTP |
+| provider | one provider call, from building the request to its rows mapped (per call) |
+| http | one HTTP exchange under a provider or directory call (request sent → response read) |
+| rows | `visible_rows` (the answers' rows filtered, merged and sorted) |
+| headers, body | the response's start and body handed to the server |
+
+Each wrapper costs a few µs, so later marks drift a little; read the gaps between marks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import functools
+import inspect
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+import httpx
+
+from bench import run
+
+_events: contextvars.ContextVar[list[tuple[str, float]] | None] = contextvars.ContextVar("trace", default=None)
+
+
+def _mark(label: str) -> None:
+    events = _events.get()
+    if events is not None:
+        events.append((label, time.perf_counter()))
+
+
+def _wrapped(function: Callable[..., Any], label: str) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(function):
+        @functools.wraps(function)
+        async def timed_async(*args: Any, **kwargs: Any) -> Any:
+            _mark(label + ">")
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                _mark(label + "<")
+        return timed_async
+
+    @functools.wraps(function)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        _mark(label + ">")
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _mark(label + "<")
+    return timed
+
+
+def _instrument() -> None:
+    """Wrap the steps named in the module's docstring, wherever they are looked up."""
+    import strawberry.schema.schema as strawberry_schema
+
+    import bff.appointments
+    import bff.auth
+    import bff.cache
+    import connectors.base
+    import connectors.fhir
+    import connectors.municipal
+    import connectors.persons
+    import resolvers.loaders
+    import resolvers.query
+
+    targets: list[tuple[Any, str, str, list[Any]]] = [
+        (bff.auth.TokenVerifier, "verify", "token", []),
+        (strawberry_schema.Schema, "execute", "execute", []),
+        (resolvers.loaders.AppointmentsBySourceLoader, "start_own_list", "list", []),
+        (bff.cache.AppointmentCache, "read_or_lease", "redis", []),
+        (connectors.persons.HttpPersonDirectory, "get", "directory", []),
+        (connectors.fhir.FhirConnector, "fetch", "provider", []),
+        (connectors.municipal.MunicipalConnector, "fetch", "provider", []),
+        (connectors.base, "send", "http", [connectors.fhir, connectors.municipal, connectors.persons]),
+        (bff.appointments, "visible_rows", "rows", [resolvers.query]),
+    ]
+    for owner, name, label, importers in targets:
+        wrapped = _wrapped(getattr(owner, name), label)
+        for place in (owner, *importers):
+            setattr(place, name, wrapped)
+
+
+def serve(port: int, out: str) -> None:
+    """The bench's BFF, instrumented; one JSON line per /graphql request to `out`."""
+    import uvicorn
+
+    from bff import asgi
+
+    _instrument()
+    sink = open(out, "a", buffering=1)  # noqa: SIM115 - open for the server's lifetime
+
+    def app() -> Callable[..., Any]:
+        inner = asgi.app()
+
+        async def traced(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["path"] != "/graphql":
+                await inner(scope, receive, send)
+                return
+            events = [("arrived", time.perf_counter())]
+            _events.set(events)
+
+            async def noting(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    _mark("headers")
+                elif message["type"] == "http.response.body" and not message.get("more_body"):
+                    _mark("body")
+                await send(message)
+
+            await inner(scope, receive, noting)
+            start = events[0][1]
+            sink.write(json.dumps([(label, round((at - start) * 1000, 3)) for label, at in events]) + "\n")
+
+        return traced
+
+    uvicorn.run(app, factory=True, port=port, log_level="warning", access_log=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--directory-ms", type=float, default=0,
+                        help="let the person directory answer after this long (default at once)")
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, os.environ["BENCH_TRACE_OUT"])
+        return
+    bench = run.Bench(quick=True, directory_ms=args.directory_ms)
+    out = bench.tmp / "trace.jsonl"
+    warmup = 20
+    with ExitStack() as stack:
+        stack.callback(bench.cleanup)
+        bench.start(stack)
+        port = run.free_port()
+        prefix = bench.prefix + "-trace"
+        bench.prefixes.append(prefix)
+        proc = subprocess.Popen([sys.executable, "-m", "bench.trace", "--serve", str(port)],
+                                env={**bench.env(), "BFF_REDIS_PREFIX": prefix, "BENCH_TRACE_OUT": str(out)},
+                                cwd=run.ROOT.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(proc.terminate)
+        bench.procs["trace"] = proc
+        run.wait_http(f"http://127.0.0.1:{port}/healthz")
+        tokens = bench.tokens(run.pids(args.requests + warmup, 60_000), "trace").read_text().split()
+        body = {"query": run.QUERY, "variables": {"first": 50}}
+        with httpx.Client(timeout=30) as client:
+            for token in tokens:
+                client.post(f"http://127.0.0.1:{port}/graphql", json=body,
+                            headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+        time.sleep(0.2)
+        requests = [json.loads(line) for line in out.read_text().splitlines()][warmup:]
+    print(report(requests))
+
+
+def report(requests: list[list[tuple[str, float]]]) -> str:
+    """Per mark, the median ms of its first and last occurrence, in the order they happen."""
+    seen: dict[str, list[list[float]]] = {}
+    for events in requests:
+        times: dict[str, list[float]] = {}
+        for label, at in events:
+            times.setdefault(label, []).append(at)
+        for label, at in times.items():
+            seen.setdefault(label, []).append([at[0], at[-1], len(at)])
+    lines = [f"{'mark':12} {'first':>8} {'last':>8} {'times':>6}   (ms after the request arrived; median of "
+             f"{len(requests)} cold requests)"]
+    order = sorted(seen, key=lambda label: statistics.median(s[0] for s in seen[label]))
+    for label in order:
+        first, last, count = (statistics.median(s[i] for s in seen[label]) for i in range(3))
+        lines.append(f"{label:12} {first:8.2f} {last:8.2f} {count:6.0f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
