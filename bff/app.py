@@ -157,18 +157,16 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
             return await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                 request_data)
         started = time.monotonic()
-        key = await responses.key(context.viewer.pid, str(request_data.query), request_data.variables,
-                                  request_data.operation_name)
-        kept = responses.get(key) if key is not None else None
+        place = responses.place(context.viewer.pid, str(request_data.query), request_data.variables,
+                                request_data.operation_name)
+        kept, lookup = await responses.reuse(place, context.services.audit) if place is not None else (None, None)
         context.services.metrics.responses.labels("hit" if kept else "miss").inc()
-        if kept is not None:
-            for entry in kept.audits:
-                await context.services.audit.record(*entry)
+        if kept is not None:  # audited again by `reuse`
             return ExecutionResult(data=kept.data, errors=None)
         result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                               request_data)
-        if key is not None and not result.errors and not context.degraded and result.data is not None:
-            responses.put(key, result.data, tuple(context.audited), started)
+        if lookup is not None and not result.errors and not context.degraded and result.data is not None:
+            responses.put(lookup, result.data, tuple(context.audited), started)
         return result
 
     def should_render_graphql_ide(self, request: Any) -> bool:

@@ -41,12 +41,24 @@ class AuditLog:
     async def record(self, actor_pid: str, subject_pid: str, action: str, outcome: str, what: str = "") -> None:
         """`action`: list, read, cancel, subscribe; `outcome`: ok, or a refusal code;
         `what`: which sources or which object (ids, never content)."""
-        entry: dict[Any, Any] = {"actor": self._ids.pseudonym(actor_pid), "subject": self._ids.pseudonym(subject_pid),
-                 "action": action, "outcome": outcome, "what": what, "at": f"{time.time():.3f}"}
-        key = self.stream_key(subject_pid)
-        oldest = int((time.time() - AUDIT_RETENTION) * 1000)
+        entry = self._entry(actor_pid, subject_pid, action, outcome, what)
         try:
-            await self._record(keys=[key], args=[oldest, AUDIT_RETENTION, *[part for item in entry.items()
-                                                                            for part in item]])
+            await self._record(keys=[self.stream_key(subject_pid)], args=_script_args(entry))
         except (RedisError, OSError) as exc:
             log.warning("audit.fallback", error=type(exc).__name__, **entry)
+
+    def appendable(self, actor_pid: str, subject_pid: str, action: str, outcome: str,
+                   what: str = "") -> tuple[str, list[Any]]:
+        """An entry as RECORD_SCRIPT appends it, for a script that appends it along with
+        other work: the stream's key, and the ARGV (the oldest entry id to keep, the
+        stream's TTL, then the entry's fields and values)."""
+        return self.stream_key(subject_pid), _script_args(self._entry(actor_pid, subject_pid, action, outcome, what))
+
+    def _entry(self, actor_pid: str, subject_pid: str, action: str, outcome: str, what: str) -> dict[str, str]:
+        return {"actor": self._ids.pseudonym(actor_pid), "subject": self._ids.pseudonym(subject_pid),
+                "action": action, "outcome": outcome, "what": what, "at": f"{time.time():.3f}"}
+
+
+def _script_args(entry: dict[str, str]) -> list[Any]:
+    oldest = int((time.time() - AUDIT_RETENTION) * 1000)
+    return [oldest, AUDIT_RETENTION, *[part for item in entry.items() for part in item]]

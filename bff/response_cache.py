@@ -19,11 +19,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from graphql import OperationDefinitionNode, OperationType, parse
+from redis.exceptions import RedisError
 
+from bff.audit import AuditLog
 from bff.cache import AppointmentCache
 from bff.ids import Ids
 from bff.lru import Lru
@@ -47,6 +49,14 @@ class Kept:
     """The named persons' generations it was computed from."""
     expires: float
     """`time.monotonic()` from which the answer is computed again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a request's answer is kept, and the persons (pseudonyms) it names."""
+
+    key: tuple[Any, ...]
+    persons: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +94,7 @@ class ResponseCache:
     def applies(self, query: str | None) -> bool:
         return query is not None and query in self._queries
 
-    async def key(self, viewer_pid: str, query: str, variables: Any, operation: str | None) -> Lookup | None:
+    def place(self, viewer_pid: str, query: str, variables: Any, operation: str | None) -> Place | None:
         """Where this request's answer is kept (one place per document, variables, viewer
         and named persons: an answer from older generations is replaced there, not left
         to take memory), or None when the answer must be computed afresh."""
@@ -92,12 +102,31 @@ class ResponseCache:
             canonical = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
         except TypeError:
             return None
-        named = sorted(self._named(variables))
-        persons = [self._ids.pseudonym(viewer_pid), *named]
-        generations = await self._cache.generations(persons)
-        if generations is None:
-            return None
-        return Lookup((document_hash(query), canonical, operation, tuple(persons)), tuple(generations))
+        persons = [self._ids.pseudonym(viewer_pid), *sorted(self._named(variables))]
+        return Place((document_hash(query), canonical, operation, tuple(persons)), persons)
+
+    async def reuse(self, place: Place, audit: AuditLog) -> tuple[Kept | None, Lookup | None]:
+        """The answer kept at `place` if it is still current, with its audit entries
+        written by the same Redis command that confirms it (one round trip); else None
+        and where to keep the answer computed now (None when it may not be kept: Redis
+        cannot say, or a person has no generation yet)."""
+        kept = self._kept.get(place.key)
+        current: list[bytes | None] | list[bytes] | None
+        if kept is not None and time.monotonic() < kept.expires:
+            try:
+                current = await self._cache.append_if_current(place.persons, kept.generations,
+                                                              [audit.appendable(*entry) for entry in kept.audits])
+            except (RedisError, OSError):
+                return None, None  # computed afresh, and audited as such
+            if current is None:
+                return kept, None
+        else:
+            current = await self._cache.generations(place.persons)
+        if kept is not None:
+            self._kept.discard(place.key)
+        if current is None or any(generation is None for generation in current):
+            return None, None
+        return None, Lookup(place.key, tuple(cast(list[bytes], current)))
 
     def _named(self, variables: Any) -> set[str]:
         """Pseudonyms of the persons named by ids among the variables (at any depth)."""
@@ -116,15 +145,6 @@ class ResponseCache:
                         found.add(parts[-1] if kind != "P" else parts[0])
                         break
         return found
-
-    def get(self, lookup: Lookup) -> Kept | None:
-        kept = self._kept.get(lookup.key)
-        if kept is None:
-            return None
-        if kept.generations != lookup.generations or time.monotonic() >= kept.expires:
-            self._kept.discard(lookup.key)
-            return None
-        return kept
 
     def put(self, lookup: Lookup, data: Any, audits: tuple[Audit, ...], started: float) -> None:
         """Keep an answer whose computation began at `started` (`time.monotonic()`)."""

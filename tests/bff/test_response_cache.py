@@ -113,3 +113,64 @@ async def test_an_answer_from_older_data_is_replaced_not_kept_beside_the_new_one
         await ask(bff, "asane")
     assert await hits(bff) == reused  # every one of them computed afresh
     assert await kept(bff) == count
+
+
+def audit_stream(bff: Bff, prefix: str, who: str) -> str:
+    from bff.ids import Ids
+    from tests.conftest import PEOPLE
+
+    return f"{prefix}:audit:{Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE[who].pid)}"
+
+
+async def test_a_reused_answer_is_confirmed_and_audited_in_one_round_trip(bff: Bff, redis: Any,
+                                                                         redis_prefix: str) -> None:
+    from tests.bff.processes import round_trips
+
+    await ask(bff, "asane")
+    await ask(bff, "asane")  # kept
+    stream = audit_stream(bff, redis_prefix, "asane")
+    before = await redis.xlen(stream)
+    sent: list[list[str]] = []
+    with round_trips(bff.app.state.services.redis, sent):
+        reused = await ask(bff, "asane")
+    assert reused["data"]["appointments"]["totalCount"] == 10
+    touching = [args for args in sent if any(":gen:" in arg or ":audit:" in arg for arg in args)]
+    assert len(touching) == 1, "the generation check and the audit entry share one round trip"
+    assert stream in touching[0]
+    assert await redis.xlen(stream) == before + 1
+
+
+async def test_a_kept_answer_whose_data_changed_is_computed_again_and_audited_once(
+        bff: Bff, redis: Any, redis_prefix: str) -> None:
+    from bff.ids import Ids
+    from tests.conftest import PEOPLE
+
+    await ask(bff, "asane")
+    await ask(bff, "asane")  # kept
+    before, reused = await redis.xlen(audit_stream(bff, redis_prefix, "asane")), await hits(bff)
+    pseudonym = Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE["asane"].pid)
+    await redis.set(f"{redis_prefix}:gen:{pseudonym}", "renewed by another process")
+    again = await ask(bff, "asane")
+    assert again["data"]["appointments"]["totalCount"] == 10
+    assert await hits(bff) == reused
+    assert await redis.xlen(audit_stream(bff, redis_prefix, "asane")) == before + 1  # not twice
+
+
+async def test_without_redis_a_kept_answer_is_not_reused_and_the_access_is_logged(
+        make_bff: Any, capsys: Any) -> None:
+    from tests.redis_process import RedisProcess
+
+    own = RedisProcess().start()
+    try:
+        isolated = await make_bff(redis_url=own.url)
+        await ask(isolated, "asane")
+        kept_answer = await ask(isolated, "asane")
+        reused = await hits(isolated)
+        own.stop()
+        capsys.readouterr()
+        during = await ask(isolated, "asane")
+        assert during["data"]["appointments"]["totalCount"] == kept_answer["data"]["appointments"]["totalCount"]
+        assert await hits(isolated) == reused, "not reused while Redis cannot confirm it is current"
+        assert "audit.fallback" in capsys.readouterr().out, "the access is recorded in the log instead"
+    finally:
+        own.stop()
