@@ -173,11 +173,15 @@ class AppointmentCache:
         try:
             found = await self._scripts[APPEND_IF_CURRENT_SCRIPT](keys=keys, args=argv)
         except (RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + OUTAGE_BACKOFF
-            self._metrics.redis_errors.labels("reuse").inc()
-            log.warning("cache.redis_failed", operation="reuse", error=type(exc).__name__)
+            self._failed("reuse", exc)
             raise
         return None if found == 1 else [_as_bytes(v) for v in found]
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        """Redis failed: skip it for `OUTAGE_BACKOFF`, and count and log the failure."""
+        self._down_until = time.monotonic() + OUTAGE_BACKOFF
+        self._metrics.redis_errors.labels(operation).inc()
+        log.warning("cache.redis_failed", operation=operation, error=type(exc).__name__)
 
     async def _safely(self, operation: str, call: Callable[[], Awaitable[T]], fallback: T) -> T:
         if time.monotonic() < self._down_until:
@@ -189,9 +193,7 @@ class AppointmentCache:
                 # A pooled connection from before a Redis restart fails once; a new one works.
                 return await call()
         except (RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + OUTAGE_BACKOFF
-            self._metrics.redis_errors.labels(operation).inc()
-            log.warning("cache.redis_failed", operation=operation, error=type(exc).__name__)
+            self._failed(operation, exc)
             return fallback
 
     async def _send(self, build: Callable[[Pipeline], None]) -> list[Any]:
