@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import date, datetime
 from pathlib import Path
@@ -191,13 +192,20 @@ class Bench:
                        capture_output=True)
         stack.callback(subprocess.run, ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT.parent,
                        capture_output=True)
+        return self.start_extra_bff(stack, "against", bff_command, tree)
+
+    def start_extra_bff(self, stack: ExitStack, name: str, command: Callable[[int], list[str]], cwd: Path,
+                        env: dict[str, str] | None = None) -> str:
+        """Start a second BFF (`command` for a port) beside the bench's: its own port and
+        Redis prefix (`<prefix>-<name>`, deleted with the run's), the same providers; it is
+        stopped with the bench's servers. Returns its URL."""
         port = free_port()
-        env = {**self.env(), "BFF_REDIS_PREFIX": self.prefix + "-against"}
-        proc = subprocess.Popen(bff_command(port), env=env, cwd=tree, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        prefix = f"{self.prefix}-{name}"
+        proc = subprocess.Popen(command(port), env={**self.env(), "BFF_REDIS_PREFIX": prefix, **(env or {})},
+                                cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(proc.terminate)
-        self.procs["against"] = proc
-        self.prefixes.append(env["BFF_REDIS_PREFIX"])
+        self.procs[name] = proc
+        self.prefixes.append(prefix)
         wait_http(f"http://127.0.0.1:{port}/healthz")
         return f"http://127.0.0.1:{port}"
 
@@ -244,10 +252,13 @@ class Bench:
         self.cold_offset = offset if fresh_tokens else self.cold_offset
         return summary(rounds["bff"]), summary(rounds["baseline"])
 
-    def provider_timeline(self) -> list[list[Any]]:
-        """The provider calls since the last look (and forget them)."""
-        with httpx.Client(timeout=30) as client:
-            calls: list[list[Any]] = client.post(self.urls["providers"] + "/_admin/timeline").json()
+    def provider_timeline(self, client: httpx.Client | None = None) -> list[list[Any]]:
+        """The provider calls since the last look (and forget them); through `client` when
+        given (a measuring loop's own)."""
+        if client is None:
+            with httpx.Client(timeout=30) as own:
+                return self.provider_timeline(own)
+        calls: list[list[Any]] = client.post(self.urls["providers"] + "/_admin/timeline").json()
         return calls
 
     def warm(self, tokens: Path, first: int) -> None:

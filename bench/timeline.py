@@ -61,12 +61,11 @@ def main() -> None:
         phases: dict[str, dict[str, list[float]]] = {side: {p: [] for p in PHASES} for side in sides}
         people = run.pids(len(sides) * (args.requests + warmup + args.back_to_back), 80_000)
         tokens = bench.tokens(people, "timeline").read_text().split()
-        timeline = bench.urls["providers"] + "/_admin/timeline"
         with httpx.Client(timeout=30) as client:
             if args.back_to_back > 1:
                 _back_to_back(client, sides, tokens, phases, args.requests + warmup, warmup, args.back_to_back)
             else:
-                _alternating(client, sides, tokens, phases, args.requests + warmup, warmup, timeline)
+                _alternating(bench, client, sides, tokens, phases, args.requests + warmup, warmup)
     width = max(len(side) for side in sides) + 1
     shown = [p for p in PHASES if phases["bff"][p]]
     print(f"{'p50 ms':{width}}" + "".join(f"{p:>10}" for p in shown))
@@ -77,17 +76,17 @@ def main() -> None:
 Sides = dict[str, tuple[str, Any]]
 
 
-def _alternating(client: httpx.Client, sides: Sides, tokens: list[str], phases: dict[str, dict[str, list[float]]],
-                 requests: int, warmup: int, timeline: str) -> None:
+def _alternating(bench: run.Bench, client: httpx.Client, sides: Sides, tokens: list[str],
+                 phases: dict[str, dict[str, list[float]]], requests: int, warmup: int) -> None:
     """One request per side in turn, each split into phases by the providers' timeline."""
     for n in range(requests):
         order = list(sides.items())
         for side, (url, body) in order[n % len(order):] + order[:n % len(order)]:
-            client.post(timeline)
+            bench.provider_timeline(client)
             sent = time.time()
             client.post(url, json=body, headers={"Authorization": f"Bearer {tokens.pop()}"}).raise_for_status()
             received = time.time()
-            calls = [c for c in client.post(timeline).json() if c[0] != "persons"]
+            calls = [c for c in bench.provider_timeline(client) if c[0] != "persons"]
             if n < warmup:
                 continue
             first, last = min(c[1] for c in calls), max(c[2] for c in calls)

@@ -35,7 +35,6 @@ import inspect
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -158,20 +157,14 @@ def main() -> None:
     with ExitStack() as stack:
         stack.callback(bench.cleanup)
         bench.start(stack)
-        port = run.free_port()
-        prefix = bench.prefix + "-trace"
-        bench.prefixes.append(prefix)
-        proc = subprocess.Popen([sys.executable, "-m", "bench.trace", "--serve", str(port)],
-                                env={**bench.env(), "BFF_REDIS_PREFIX": prefix, "BENCH_TRACE_OUT": str(out)},
-                                cwd=run.ROOT.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        stack.callback(proc.terminate)
-        bench.procs["trace"] = proc
-        run.wait_http(f"http://127.0.0.1:{port}/healthz")
+        url = bench.start_extra_bff(stack, "trace",
+                                    lambda port: [sys.executable, "-m", "bench.trace", "--serve", str(port)],
+                                    run.ROOT.parent, {"BENCH_TRACE_OUT": str(out)})
         tokens = bench.tokens(run.pids(args.requests + warmup, 60_000), "trace").read_text().split()
         body = {"query": run.QUERY, "variables": {"first": 50}}
         with httpx.Client(timeout=30) as client:
             for token in tokens:
-                client.post(f"http://127.0.0.1:{port}/graphql", json=body,
+                client.post(f"{url}/graphql", json=body,
                             headers={"Authorization": f"Bearer {token}"}).raise_for_status()
         time.sleep(0.2)
         requests = [json.loads(line) for line in out.read_text().splitlines()][warmup:]
@@ -185,8 +178,8 @@ def report(requests: list[list[tuple[str, float]]]) -> str:
         times: dict[str, list[float]] = {}
         for label, at in events:
             times.setdefault(label, []).append(at)
-        for label, at in times.items():
-            seen.setdefault(label, []).append([at[0], at[-1], len(at)])
+        for label, ats in times.items():
+            seen.setdefault(label, []).append([ats[0], ats[-1], len(ats)])
     lines = [f"{'mark':12} {'first':>8} {'last':>8} {'times':>6}   (ms after the request arrived; median of "
              f"{len(requests)} cold requests)"]
     order = sorted(seen, key=lambda label: statistics.median(s[0] for s in seen[label]))
