@@ -325,13 +325,13 @@ class AppointmentCache:
         if not keys:
             return []
 
-        asked = [key for key in keys if key not in self._unwritten]
+        held, asked = self._split(keys)
 
         async def read() -> list[bytes | None]:
             return [_as_bytes(v) for v in await self._read(asked)]
 
         nothing: list[bytes | None] = [None] * len(asked)
-        return self._with_unwritten(keys, asked, await self._safely("read", read, nothing) if asked else nothing)
+        return _merged(keys, held, asked, await self._safely("read", read, nothing) if asked else nothing)
 
     async def read_or_lease(self, keys: list[str], lease: float | list[float]) -> tuple[list[bytes | None], set[str]]:
         """Each key's entry, and the fetch lease of each key without one, where it is free
@@ -339,7 +339,7 @@ class AppointmentCache:
         `lease` is in seconds, one for all keys or one per key. Without Redis: no entries
         and no leases — the caller then goes the way of `lock_many`."""
         seconds = dict(zip(keys, lease if isinstance(lease, list) else [lease] * len(keys), strict=True))
-        asked = [key for key in keys if key not in self._unwritten]
+        held, asked = self._split(keys)
 
         async def read() -> tuple[list[bytes | None], set[str]]:
             found = await self._read(asked, [int(seconds[key] * 1000) for key in asked])
@@ -349,12 +349,14 @@ class AppointmentCache:
 
         nothing: tuple[list[bytes | None], set[str]] = ([None] * len(asked), set())
         values, taken = await self._safely("read", read, nothing) if asked else nothing
-        return self._with_unwritten(keys, asked, values), taken
+        return _merged(keys, held, asked, values), taken
 
-    def _with_unwritten(self, keys: list[str], asked: list[str], values: list[bytes | None]) -> list[bytes | None]:
-        """`keys`' values: those written behind from memory, the others (`asked`) as read."""
-        found = dict(zip(asked, values, strict=True))
-        return [_made(self._unwritten[key]) if key in self._unwritten else found[key] for key in keys]
+    def _split(self, keys: list[str]) -> tuple[dict[str, bytes | Deferred], list[str]]:
+        """The entries of `keys` written behind and still in memory, taken now (their write
+        may finish, and drop them from memory, while the others are read), and the keys to
+        ask Redis for."""
+        held = {key: self._unwritten[key] for key in keys if key in self._unwritten}
+        return held, [key for key in keys if key not in held]
 
     async def put_many(self, items: dict[str, bytes], ttl: int, changed: Iterable[str] = ()) -> None:
         """Write entries; the persons in `changed` get a new generation, and the leases this
@@ -520,6 +522,13 @@ class Deferred:
 
 def _made(value: bytes | Deferred) -> bytes:
     return value() if isinstance(value, Deferred) else value
+
+
+def _merged(keys: list[str], held: Mapping[str, bytes | Deferred], asked: list[str],
+            values: list[bytes | None]) -> list[bytes | None]:
+    """`keys`' values: those `held` in memory, the others (`asked`) as Redis answered."""
+    found = dict(zip(asked, values, strict=True))
+    return [_made(held[key]) if key in held else found[key] for key in keys]
 
 
 def _share(values: Any, readers: list[tuple[list[str], asyncio.Future[list[Any]]]], width: int) -> None:

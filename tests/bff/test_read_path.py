@@ -82,6 +82,29 @@ async def test_fifty_concurrent_cold_requests_cause_one_call_per_source(bff: Bff
                      "bergen": 1}
 
 
+async def test_concurrent_cold_requests_for_one_person_never_fail(bff: Bff, redis: Redis,
+                                                                   redis_prefix: str) -> None:
+    """40 near-simultaneous lists for a person not yet cached, 30 rounds: every answer is
+    whole. (An entry written behind while another request read the cache once failed a
+    list as INTERNAL.)"""
+    headers = {"Authorization": f"Bearer {bff.token('asane')}"}
+
+    async def one() -> dict[str, Any]:
+        response = await bff.http.post(f"{bff.url}/graphql", json={"query": LIST}, headers=headers)
+        return dict(response.json())
+
+    failed = []
+    for _ in range(30):
+        answers = await asyncio.gather(*(one() for _ in range(40)))
+        failed += [a for a in answers if a.get("errors") or not a.get("data")]
+        await bff.settled()
+        keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}:appts:*", count=1000)]
+        keys += [k async for k in redis.scan_iter(match=f"{redis_prefix}:person:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+    assert failed == []
+
+
 async def test_a_source_slower_than_the_deadline_is_unavailable_and_the_answer_comes_in_time(
         bff: Bff, sandbox: Sandbox, make_bff: Any) -> None:
     quick = await make_bff(request_deadline=1.0)
