@@ -167,6 +167,9 @@ class Gateway:
         self._refresh_slots = asyncio.Semaphore(BACKGROUND_REFRESHES)
         self._refreshing: set[str] = set()
         """Cache keys with a revalidation queued or running in this process."""
+        self._refresh_failed: Lru[str, float] = Lru(DECODED_ENTRIES)
+        """When this process last failed to refresh an entry: until a refresh succeeds, an
+        entry past its freshness is served as what it is, STALE, not as OK."""
 
     async def aclose(self) -> None:
         """Stop background refreshes and started fetches (at shutdown)."""
@@ -208,7 +211,7 @@ class Gateway:
         leased = {key for key, (_, taken) in read.items() if taken}
         entries = {pid: self._decode(keys[pid], read[keys[pid]][0], pid) for pid in pids}
         outcomes: dict[str, SourceOutcome] = {}
-        need, revalidate = self._triage(source, entries, outcomes)
+        need, revalidate = self._triage(source, entries, keys, outcomes)
         if revalidate:
             self._refresh_in_background(source, revalidate, window, keys)
         if need:
@@ -232,7 +235,7 @@ class Gateway:
             self._decoded.put(key, (raw, entry))
         return entry
 
-    def _triage(self, source: SourceConfig, entries: dict[str, Cached | None],
+    def _triage(self, source: SourceConfig, entries: dict[str, Cached | None], keys: dict[str, str],
                 outcomes: dict[str, SourceOutcome]) -> tuple[list[str], list[str]]:
         now = time.time()
         need: list[str] = []
@@ -240,9 +243,10 @@ class Gateway:
         for pid, entry in entries.items():
             age = now - entry.at if entry else None
             if entry is not None and age is not None and age < source.cache_ttl + source.revalidate_ttl:
-                outcomes[pid] = _ok(source.id, entry)
                 fresh = age < source.cache_ttl
-                self._metrics.cache.labels(source.id, "hit" if fresh else "revalidate").inc()
+                failed = not fresh and (self._refresh_failed.get(keys[pid]) or 0.0) > entry.at
+                outcomes[pid] = _stale(source.id, entry) if failed else _ok(source.id, entry)
+                self._metrics.cache.labels(source.id, "hit" if fresh else "stale" if failed else "revalidate").inc()
                 if not fresh:
                     revalidate.append(pid)
             else:
@@ -258,7 +262,7 @@ class Gateway:
             self._metrics.upstream_errors.labels(source.id, result.kind).inc()
         if previous is not None and time.time() - previous.at < source.cache_ttl + source.stale_ttl:
             self._metrics.cache.labels(source.id, "stale").inc()
-            return SourceOutcome(source.id, SourceState.STALE, previous.rows, _instant(previous.at), STALE_TEXT)
+            return _stale(source.id, previous)
         return SourceOutcome(source.id, SourceState.UNAVAILABLE, message=result.message)
 
     def _refresh_in_background(self, source: SourceConfig, pids: list[str], window: Window,
@@ -275,7 +279,12 @@ class Gateway:
         try:
             async with self._refresh_slots:
                 deadline = asyncio.get_running_loop().time() + source.timeout * MAX_ATTEMPTS
-                await self._load(source, pids, window, keys, deadline)
+                results = await self._load(source, pids, window, keys, deadline)
+            for pid, result in results.items():
+                if isinstance(result, Failure):
+                    self._refresh_failed.put(keys[pid], time.time())
+                else:
+                    self._refresh_failed.discard(keys[pid])
         finally:
             self._refreshing.difference_update(keys[pid] for pid in pids)
 
@@ -380,6 +389,10 @@ def _decode(raw: bytes | None, pid: str) -> Cached | None:
 
 def _instant(at: float) -> datetime:
     return datetime.fromtimestamp(at, OSLO)
+
+
+def _stale(source_id: str, entry: Cached) -> SourceOutcome:
+    return SourceOutcome(source_id, SourceState.STALE, entry.rows, _instant(entry.at), STALE_TEXT)
 
 
 def _ok(source_id: str, entry: Cached) -> SourceOutcome:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 
+import orjson
 import pytest
 
 from tests.conftest import PEOPLE, Bff, Sandbox
@@ -42,22 +44,43 @@ async def test_a_paged_fhir_source_failing_mid_way_is_unavailable_not_partial(bf
     assert rows(data) == []
 
 
+async def _age_bergen_entries(redis, redis_prefix: str, seconds: float) -> None:
+    async for key in redis.scan_iter(match=f"{redis_prefix}:appts:bergen-kommune:*", count=1000):
+        entry = orjson.loads(await redis.get(key))
+        entry["at"] -= seconds
+        await redis.set(key, orjson.dumps(entry), keepttl=True)
+
+
 async def test_a_failing_source_is_served_stale_from_cache(bff: Bff, sandbox: Sandbox, redis, redis_prefix) -> None:
     fresh = await bff.query(LIST, who="asane")
     # Age every cached entry past its freshness, then break the provider.
-    async for key in redis.scan_iter(match=f"{redis_prefix}:appts:bergen-kommune:*", count=1000):
-        raw = await redis.get(key)
-        import orjson
-
-        entry = orjson.loads(raw)
-        entry["at"] -= 3600
-        await redis.set(key, orjson.dumps(entry), keepttl=True)
+    await _age_bergen_entries(redis, redis_prefix, 3600)
     await sandbox.fault("bergen", status=503)
     data = await bff.query(LIST, who="asane")
     source = next(s for s in data["appointments"]["sources"] if s["source"]["id"] == "bergen-kommune")
     assert source["state"] == "STALE"
     assert source["fetchedAt"] is not None
     assert [r["id"] for r in rows(data)] == [r["id"] for r in rows(fresh)]
+
+
+async def test_an_entry_whose_refresh_failed_is_reported_stale_not_ok(bff: Bff, sandbox: Sandbox, redis,
+                                                                        redis_prefix) -> None:
+    """Past its freshness an entry is served while it is refreshed; once that refresh has
+    failed, the answer says STALE (with when it was fetched), not OK."""
+    await bff.query(LIST, who="asane")
+    bergen = bff.app.state.services.catalogue.by_id("bergen-kommune")
+    await _age_bergen_entries(redis, redis_prefix, bergen.cache_ttl + 1)
+    await sandbox.fault("bergen", status=503)
+    states = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and states[-1:] != ["STALE"]:
+        data = await bff.query(LIST, who="asane")
+        source = next(s for s in data["appointments"]["sources"] if s["source"]["id"] == "bergen-kommune")
+        states.append(source["state"])
+        await asyncio.sleep(0.1)
+    assert states[-1] == "STALE", states
+    assert source["fetchedAt"] is not None and source["message"]
+    assert {r["source"]["id"] for r in rows(data)} >= {"bergen-kommune"}
 
 
 async def test_a_second_request_is_served_from_cache_without_calling_providers(bff: Bff, sandbox: Sandbox) -> None:
