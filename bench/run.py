@@ -324,7 +324,7 @@ class Bench:
         from redis.asyncio import Redis
         from websockets.asyncio.client import connect
 
-        from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord, CancellationStore
+        from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord, CancellationStore, new_request_id
         from bff.ids import Ids
         from bff.settings import SANDBOX_ID_SECRET
 
@@ -358,10 +358,10 @@ class Bench:
         latencies = []
         targets = random.sample(people, min(100, count))
         for pid in targets:
-            record = CancellationRecord(str(uuid.uuid4()), pid, pid, "oslo-kommune", "v1", PENDING,
+            record = CancellationRecord(new_request_id(store.bucket(pid)), pid, pid, "oslo-kommune", "v1", PENDING,
                                         datetime.now().astimezone().isoformat())
-            await store.create(record)
-            decided = await store.decide(record.request_id, ACCEPTED, None, datetime.now().astimezone())
+            await store.create(record, record.request_id, "bench")
+            decided = await store.decide(record, ACCEPTED, None, datetime.now().astimezone())
             assert decided is not None
             recorded = time.time()
             await store.append_event(decided)

@@ -13,6 +13,7 @@ from typing import Any, cast
 import httpx
 import orjson
 import structlog
+from cross_web import HTTPException
 from jwt import PyJWKSet
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
@@ -48,9 +49,10 @@ from bff.cache import AppointmentCache
 from bff.calendar_export import calendar_endpoint
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
+from bff.durability import persistence
 from bff.events import EventHub
 from bff.gateway import Gateway
-from bff.graphql_http import SpecCompliantGraphQL
+from bff.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription
 from bff.ide import IdePage
 from bff.ids import Ids
 from bff.logs import RequestIdMiddleware
@@ -145,6 +147,9 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         if request_data.protocol != "http":
             return await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                 request_data)
+        if is_subscription(request_data.query, request_data.operation_name):
+            context.release()
+            raise HTTPException(405, SUBSCRIPTION_OVER_HTTP)
         try:
             return await self._answer(request, request_adapter, sub_response, context, root_value, request_data)
         finally:
@@ -293,15 +298,21 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready when Redis answers (the sources file was read at start-up, or we would not run)."""
+    """Ready when Redis answers and — in the production profile — persists what it
+    acknowledges (the sources file was read at start-up, or we would not run)."""
     services: Services = request.app.state.services
+    body: dict[str, Any] = {"sources": len(services.catalogue.sources)}
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             await services.redis.ping()
+            durable = await persistence(services.redis, services.settings.redis_persistence_guaranteed)
     except (TimeoutError, RedisError, OSError) as exc:
-        return JSONResponse({"status": "unavailable", "redis": type(exc).__name__,
-                             "sources": len(services.catalogue.sources)}, status_code=503)
-    return JSONResponse({"status": "ready", "redis": "ok", "sources": len(services.catalogue.sources)})
+        return JSONResponse({"status": "unavailable", "redis": type(exc).__name__, **body}, status_code=503)
+    services.metrics.redis_persistence.set(int(durable.ok))
+    body.update(redis="ok", persistence=durable.detail)
+    if not durable.ok and services.settings.production:
+        return JSONResponse({"status": "unavailable", **body}, status_code=503)
+    return JSONResponse({"status": "ready", **body})
 
 
 async def metrics(request: Request) -> Response:
@@ -347,6 +358,10 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
             worker.start()
             stack.push_async_callback(worker.aclose)
             log.info("bff.started", sources=[s.id for s in catalogue.sources], profile=settings.profile.value)
+            durable = await persistence(services.redis, settings.redis_persistence_guaranteed)
+            services.metrics.redis_persistence.set(int(durable.ok))
+            if not durable.ok:
+                log.warning("redis.not_persistent", detail=durable.detail, ready=not settings.production)
             if own_process:
                 tune_gc()
             yield {}
@@ -369,7 +384,7 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
 
 async def _services(settings: Settings, catalogue: SourcesFile, trusted: TrustedDocuments,
                     stack: contextlib.AsyncExitStack) -> Services:
-    redis = await stack.enter_async_context(open_redis(settings.redis_url))
+    redis, webhook_redis = await stack.enter_async_context(open_redis(settings.redis_url))
     clients = {s.id: await stack.enter_async_context(_client(s.timeout)) for s in catalogue.sources}
     directory_client = await stack.enter_async_context(_client(catalogue.directory.timeout))
     ids = Ids(settings.secret_for_ids)
@@ -391,6 +406,7 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
         people=People(HttpPersonDirectory(catalogue.directory.url, directory_client), cache),
         verifier=_verifier(settings, directory_client), metrics=registry, breakers=breakers,
         cancellations=CancellationService(store, cancellers, notifier, cache),
+        webhook_store=CancellationStore(webhook_redis, settings.redis_prefix, ids),
         events=EventHub(redis, store, settings.redis_prefix),
         audit=AuditLog(redis, settings.redis_prefix, ids),
         rate_limiter=RateLimiter(redis, settings.redis_prefix, ids, settings.rate_limit_per_minute),

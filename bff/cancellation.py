@@ -10,12 +10,11 @@ invalidated; the worker finishes any of these a crash left undone.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
+from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from bff.cache import AppointmentCache
@@ -24,13 +23,16 @@ from bff.cancel_store import (
     FAILED,
     PENDING,
     REJECTED,
+    REPAIR_AFTER,
     CancellationRecord,
     CancellationStore,
+    Created,
     digest,
+    new_request_id,
 )
 from bff.domain import Appointment
 from bff.notifications import decision_notification
-from bff.rules import cancel_refusal
+from bff.rules import cancel_refusal, settled_by_provider
 from bff.sources import SourceConfig
 from bff.timez import now, today
 from connectors.base import (
@@ -45,8 +47,8 @@ from connectors.notifier import HttpNotifier
 
 log = structlog.get_logger(__name__)
 SEND_ATTEMPTS = 3
-REPLAY_WAIT = 3.0
-"""Seconds a duplicate request waits for the first one's record to appear."""
+CREATE_TRIES = 3
+"""Tries to create a request when the first finds a half-made key and repairs it."""
 NOTIFY_LEASE_MS = 30_000
 REFUSED_TEXT = "Tilbyderen tok ikke imot avbestillingen."
 STATUS_OF = {CancelStatus.ACCEPTED: ACCEPTED, CancelStatus.REJECTED: REJECTED}
@@ -62,6 +64,7 @@ MESSAGES = {
     "IDEMPOTENCY_KEY_REUSED": "Denne idempotensnøkkelen er brukt for en annen forespørsel.",
     "IN_PROGRESS": "Forespørselen med denne nøkkelen behandles fortsatt. Prøv igjen om litt.",
     "INVALID_INPUT": "Ugyldig forespørsel.",
+    "TEMPORARILY_UNAVAILABLE": "Vi får ikke registrert avbestillingen akkurat nå. Prøv igjen om litt.",
 }
 
 
@@ -100,41 +103,64 @@ class CancellationService:
     def store(self) -> CancellationStore:
         return self._store
 
-    async def request(self, actor_pid: str, appointment_id: str, key: str, reason: str | None,
-                      find: Callable[[], Awaitable[Target | None]]) -> Outcome:
+    async def request(self, actor_pid: str, appointment_id: str, subject_pseudonym: str, key: str,
+                      reason: str | None, find: Callable[[], Awaitable[Target | None]]) -> Outcome:
+        """A new request for the appointment `find` locates, or the one `key` made before.
+        `subject_pseudonym`: the pseudonym the appointment id names (its owner's)."""
         fingerprint = digest(f"{appointment_id}\0{reason or ''}")
-        existing = await self._store.peek_idempotency(actor_pid, key)
+        existing = await self._store.peek_idempotency(actor_pid, subject_pseudonym, key)
         if existing is not None:
-            return await self._replay(existing, fingerprint)
+            replayed = await self._replay(actor_pid, subject_pseudonym, key, existing, fingerprint)
+            if replayed is not None:
+                return replayed
         target = await find()
         if target is None:
             return Outcome(code="NOT_FOUND")
         refusal = cancel_refusal(target.source, target.appointment, now())
         if refusal is not None:
-            return Outcome(code=refusal)
-        record = _new_record(actor_pid, target, reason)
-        taken = await self._store.claim_idempotency(actor_pid, key, record.request_id, fingerprint)
-        if taken is not None:
-            return await self._replay(taken, fingerprint)
-        if await self._store.claim_slot(record) is not None:
-            await self._store.release_idempotency(actor_pid, key)
-            return Outcome(code="REQUEST_PENDING")
-        await self._store.create(record)
-        await self._cache.bump([record.subject_pid, record.actor_pid])
-        return Outcome(record=await self.send(record))
-
-    async def _replay(self, existing: str, fingerprint: str) -> Outcome:
-        request_id, _, stored = existing.partition("|")
-        if stored != fingerprint:
-            return Outcome(code="IDEMPOTENCY_KEY_REUSED")
-        loop = asyncio.get_running_loop()
-        until = loop.time() + REPLAY_WAIT
-        while loop.time() < until:
-            record = await self._store.get(request_id)
-            if record is not None:
-                return Outcome(record=record)
-            await asyncio.sleep(0.02)
+            # The same key may have made the request meanwhile (elsewhere), and its effect
+            # (the appointment cancelled) be what is refused here: that key gets its request.
+            existing = await self._store.peek_idempotency(actor_pid, subject_pseudonym, key)
+            replayed = await self._replay(actor_pid, subject_pseudonym, key, existing, fingerprint) \
+                if existing is not None else None
+            return replayed or Outcome(code=refusal)
+        record = _new_record(actor_pid, target, reason, self._store.bucket(target.subject_pid))
+        for _ in range(CREATE_TRIES):
+            created = await self._store.create(record, key, fingerprint)
+            if created.kind == "created":
+                await self._cache.bump([record.subject_pid, record.actor_pid])
+                return Outcome(record=await self.send(record))
+            if created.kind == "replay":
+                replayed = await self._replay(actor_pid, subject_pseudonym, key, created, fingerprint)
+                if replayed is not None:
+                    return replayed
+            elif not await self._repaired_slot(record, created):
+                return Outcome(code="REQUEST_PENDING")
         return Outcome(code="IN_PROGRESS")
+
+    async def _replay(self, actor_pid: str, subject_pseudonym: str, key: str, existing: Created,
+                      fingerprint: str) -> Outcome | None:
+        """The answer for a key used before; None when the key pointed at no request and
+        was repaired (the caller then makes the request)."""
+        if existing.fingerprint() != fingerprint:
+            return Outcome(code="IDEMPOTENCY_KEY_REUSED")
+        record = await self._store.get(existing.request_id)
+        if record is not None:
+            return Outcome(record=record)
+        if not existing.older_than(REPAIR_AFTER):
+            return Outcome(code="IN_PROGRESS")
+        await self._store.repair_idempotency(actor_pid, subject_pseudonym, key, existing)
+        return None
+
+    async def _repaired_slot(self, record: CancellationRecord, holder: Created) -> bool:
+        """Whether the appointment's slot pointed at no pending request and was freed."""
+        current = await self._store.get(holder.request_id)
+        if current is not None and not current.decided:
+            return False
+        if current is None and not holder.older_than(REPAIR_AFTER):
+            return False
+        await self._store.repair_slot(record, holder)
+        return True
 
     async def send(self, record: CancellationRecord) -> CancellationRecord:
         """Send a stored request; a provider that is down leaves it PENDING for the worker."""
@@ -148,7 +174,7 @@ class CancellationService:
                                                     record.reason)
         except SourceRejected as exc:
             log.info("cancellation.refused", source=record.source_id, status=exc.status)
-            return await self.decide(record.request_id, FAILED, exc.message or REFUSED_TEXT) or record
+            return await self.decide(record, FAILED, exc.message or REFUSED_TEXT)
         except UpstreamError as exc:
             log.warning("cancellation.send_failed", source=record.source_id, kind=exc.kind)
             return record
@@ -168,22 +194,38 @@ class CancellationService:
     async def _apply(self, record: CancellationRecord, answer: CancelAnswer) -> CancellationRecord:
         if answer.status is CancelStatus.PENDING:
             return await self._store.get(record.request_id) or record
-        return await self.decide(record.request_id, STATUS_OF[answer.status], answer.message) or record
+        return await self.decide(record, STATUS_OF[answer.status], answer.message)
 
-    async def decide(self, request_id: str, status: str, message: str | None) -> CancellationRecord | None:
-        """Record a decision once; every later call for the same request changes nothing."""
-        decided = await self._store.decide(request_id, status, message, now())
+    async def decide(self, record: CancellationRecord, status: str, message: str | None,
+                     then: Callable[[CancellationRecord], Awaitable[None]] | None = None) -> CancellationRecord:
+        """Record a decision once (every later call for the same request changes nothing),
+        then run its follow-ups (`finish`, or `then` to run them elsewhere); the record as
+        it stands."""
+        decided = await self._store.decide(record, status, message, now())
         if decided is None:
-            return await self._store.get(request_id)
-        await self._cache.bump([decided.subject_pid, decided.actor_pid])
+            return await self._store.get(record.request_id) or record
         log.info("cancellation.decided", source=decided.source_id, status=status)
-        await self.finish(decided)
+        await (then or self.finish)(decided)
         return decided
 
+    async def settle_by_rows(self, found: list[tuple[Appointment, CancellationRecord]]) -> None:
+        """The provider is the truth: a request still PENDING whose appointment the provider
+        now lists as cancelled by the citizen was accepted (its answer was lost). Recorded
+        here; the worker does the follow-ups. A failure leaves it for the next list or poll."""
+        for appt, record in found:
+            if settled_by_provider(appt, not record.decided):
+                try:
+                    await self.decide(record, ACCEPTED, None, then=_leave_for_worker)
+                except (RedisError, OSError) as exc:
+                    log.warning("cancellation.settle_failed", error=type(exc).__name__)
+
     async def finish(self, record: CancellationRecord) -> None:
-        """The follow-ups of a decision, each done once; what fails is left for the worker."""
+        """The follow-ups of a decision: the cached list invalidated (harmless if twice), the
+        event appended once (the store guards it), the varsel sent once (a lock, the flag and
+        the notifier's idempotency key); what fails is left for the worker."""
         if not record.settled:
             await self._cache.invalidate(record.source_id, record.subject_pid, today())
+            await self._cache.bump([record.actor_pid])
             await self._store.mark(record.request_id, "settled")
         if not record.evented:
             await self._store.append_event(record)
@@ -213,10 +255,15 @@ class CancellationService:
             await self._store.unlock(lock, token)
 
 
-def _new_record(actor_pid: str, target: Target, reason: str | None) -> CancellationRecord:
+async def _leave_for_worker(record: CancellationRecord) -> None:
+    """The follow-ups of a decision recorded on a read path: the worker does them (the
+    record stays in the pending index until they are done)."""
+
+
+def _new_record(actor_pid: str, target: Target, reason: str | None, bucket: int) -> CancellationRecord:
     appt = target.appointment
     return CancellationRecord(
-        request_id=str(uuid.uuid4()), actor_pid=actor_pid, subject_pid=target.subject_pid,
+        request_id=new_request_id(bucket), actor_pid=actor_pid, subject_pid=target.subject_pid,
         source_id=target.source.id, upstream_id=appt.upstream_id, status=PENDING,
         requested_at=now().isoformat(), reason=reason, title=appt.title,
         service=appt.service.value if appt.service else None, start=appt.start.isoformat(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from cross_web import HTTPException
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -42,10 +43,31 @@ def preferred_media(accept: str | None) -> str:
     return JSON
 
 
+def _code(status: int) -> str:
+    return {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}.get(
+        status, "BAD_REQUEST")
+
+
 def is_request_error(result: ExecutionResult) -> bool:
     """Parse, validation and variable errors: nothing was executed, so there is no data."""
     errors = result.errors or []
     return result.data is None and bool(errors) and all(e.path is None for e in errors)
+
+
+SUBSCRIPTION_OVER_HTTP = ("Abonnementer (subscription) går over WebSocket: koble til /graphql med "
+                          "graphql-transport-ws eller graphql-ws.")
+
+
+def is_subscription(query: str | None, operation_name: str | None) -> bool:
+    """Whether the operation a document runs is a subscription. Parsed only when the text
+    names one: a query pays for one substring search."""
+    if not query or "subscription" not in query:
+        return False
+    try:
+        operation = get_operation_ast(parse(query), operation_name)
+    except GraphQLError:
+        return False  # the schema's own parse reports it
+    return operation is not None and operation.operation is OperationType.SUBSCRIPTION
 
 
 class SpecCompliantGraphQL(GraphQL[Context, RootValue]):
@@ -68,8 +90,10 @@ class SpecCompliantGraphQL(GraphQL[Context, RootValue]):
         status, headers = exc.status_code, {}
         if isinstance(exc.__cause__, InvalidOperationTypeError) and method == "GET":
             status, headers = 405, {"Allow": "POST"}
-        return JSONResponse({"errors": [{"message": exc.reason}]}, status_code=status, headers=headers,
-                            media_type=media)
+        elif exc.reason == SUBSCRIPTION_OVER_HTTP:
+            headers = {"Allow": "GET"}  # the WebSocket handshake
+        return JSONResponse({"errors": [{"message": exc.reason, "extensions": {"code": _code(status)}}]},
+                            status_code=status, headers=headers, media_type=media)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> Any:
         processed = await super().process_result(request, result)

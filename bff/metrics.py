@@ -38,6 +38,10 @@ class Metrics:
                                  ["result"], registry=r)
         self.responses_kept = Gauge("bff_response_cache_entries", "Answers to trusted query documents kept in memory",
                                     registry=r)
+        self.webhook_orphans = Counter("bff_webhook_unknown_requests", "Provider answers about requests this "
+                                       "BFF has no record of (kept, acknowledged)", ["source"], registry=r)
+        self.redis_persistence = Gauge("bff_redis_persistent", "1 when Redis persists its data (AOF) or is "
+                                       "declared to, 0 when it does not", registry=r)
         self.graphql_requests = Counter("bff_graphql_requests", "GraphQL HTTP requests by status class",
                                         ["status"], registry=r)
 

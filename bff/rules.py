@@ -135,3 +135,9 @@ def with_cancellation(appt: Appointment, accepted: bool) -> Appointment:
     if not accepted or appt.status is AppointmentStatus.CANCELLED:
         return appt
     return replace(appt, status=AppointmentStatus.CANCELLED, cancelled_by=CancelledBy.PATIENT, cancelled=True)
+
+
+def settled_by_provider(appt: Appointment, request_pending: bool) -> bool:
+    """A request still pending whose appointment the provider lists as cancelled by the
+    citizen: the provider took it (its answer was lost on the way)."""
+    return request_pending and appt.status is AppointmentStatus.CANCELLED and appt.cancelled_by is CancelledBy.PATIENT

@@ -10,6 +10,7 @@ from bff.audit import AuditLog
 from bff.auth import TokenVerifier
 from bff.breakers import Breakers
 from bff.cache import AppointmentCache
+from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
 from bff.events import EventHub
 from bff.gateway import Gateway
@@ -37,6 +38,8 @@ class Services:
     metrics: Metrics
     breakers: Breakers
     cancellations: CancellationService
+    webhook_store: CancellationStore
+    """The cancellation store on the webhooks' own Redis connections."""
     events: EventHub
     audit: AuditLog
     rate_limiter: RateLimiter

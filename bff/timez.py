@@ -30,6 +30,12 @@ def to_oslo(value: datetime) -> datetime:
     return value.astimezone(OSLO)
 
 
+FIRST_YEAR = 1900
+LAST_YEAR = 2199
+"""The years a filter may name: far wider than any appointment, and far from the edges
+of the calendar where shifting an instant to another offset overflows."""
+
+
 def parse_instant(text: str) -> datetime:
     """Parse an ISO 8601 date-time; without an offset it is Oslo local time."""
     return to_oslo(datetime.fromisoformat(text.replace("Z", "+00:00")))

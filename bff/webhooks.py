@@ -2,9 +2,10 @@
 
 Verified per the Standard Webhooks scheme with the source's own secret (constant-time
 compare, 5-minute timestamp tolerance); a replayed `webhook-id` is acknowledged and
-ignored. Bad signatures get 401, malformed bodies 400, unknown sources or requests 404,
-a body over `MAX_BODY` 413, and Redis trouble 503 (so the provider sends it again) —
-never a 500."""
+ignored. Bad signatures get 401, malformed bodies 400, unknown sources 404, a body over
+`MAX_BODY` 413, and Redis trouble 503 (so the provider sends it again) — never a 500. An
+answer about a request this BFF does not know is kept and acknowledged (202), never
+refused: the provider is the truth, and a refusal would only make it send again."""
 
 from __future__ import annotations
 
@@ -15,21 +16,25 @@ import structlog
 from redis.exceptions import RedisError
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from bff.cancel_store import ACCEPTED, REJECTED
+from bff.cancel_store import ACCEPTED, REJECTED, CancellationRecord
 from bff.services import Services
+from bff.timez import now
 
 log = structlog.get_logger(__name__)
 MAX_BODY = 64 * 1024
 REPLAY_WINDOW = 15 * 60
 """Seconds a webhook-id is remembered: longer than the 5-minute tolerance either side."""
 DECISIONS = {"accepted": ACCEPTED, "rejected": REJECTED}
+MAX_REQUEST_ID = 200
 
 
-def _answer(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"status": "error" if status >= 400 else message, "message": message}, status_code=status)
+def _answer(status: int, message: str, background: BackgroundTask | None = None) -> JSONResponse:
+    return JSONResponse({"status": "error" if status >= 400 else message, "message": message}, status_code=status,
+                        background=background)
 
 
 async def _body(request: Request) -> bytes | None:
@@ -52,7 +57,9 @@ def _decision(body: bytes) -> tuple[str, str, str | None] | None:
     if not isinstance(data, dict) or event.get("type") != "cancellation.decided":
         return None
     request_id, status, message = data.get("requestId"), data.get("status"), data.get("message")
-    if not isinstance(request_id, str) or status not in DECISIONS or not (message is None or isinstance(message, str)):
+    if not isinstance(request_id, str) or not isinstance(status, str) or status not in DECISIONS:
+        return None
+    if not (message is None or isinstance(message, str)) or not 0 < len(request_id) <= MAX_REQUEST_ID:
         return None
     return request_id, DECISIONS[status], message
 
@@ -81,18 +88,35 @@ async def webhook(request: Request) -> Response:
 
 
 async def _record(services: Services, source_id: str, message_id: str, body: bytes) -> Response:
+    """Record the decision on the webhooks' own Redis connections (a burst of reads cannot
+    starve them); its follow-ups run after the answer, on the shared ones, and the worker
+    finishes what they leave undone."""
     decision = _decision(body)
     if decision is None:
         return _answer(400, "expected a cancellation.decided event with requestId, status and message")
     request_id, status, message = decision
-    record = await services.cancellations.store.get(request_id)
-    if record is None or record.source_id != source_id:
-        return _answer(404, "unknown request")
-    if not await services.cancellations.store.first_delivery(source_id, message_id, REPLAY_WINDOW):
+    store = services.webhook_store
+    if not await store.first_delivery(source_id, message_id, REPLAY_WINDOW):
         return _answer(200, "duplicate")
     try:
-        await services.cancellations.decide(request_id, status, message)
+        record = await store.get(request_id)
+        if record is None or record.source_id != source_id:
+            await store.record_orphan(source_id, request_id, status, message)
+            log.warning("webhook.unknown_request", source=source_id)
+            services.metrics.webhook_orphans.labels(source_id).inc()
+            return _answer(202, "recorded; no such request here")
+        decided = await store.decide(record, status, message, now())
     except BaseException:
-        await services.cancellations.store.forget_delivery(source_id, message_id)
+        await store.forget_delivery(source_id, message_id)
         raise
-    return _answer(200, "recorded")
+    if decided is None:
+        return _answer(200, "recorded")
+    log.info("cancellation.decided", source=source_id, status=status)
+    return _answer(200, "recorded", BackgroundTask(_finish, services, decided))
+
+
+async def _finish(services: Services, record: CancellationRecord) -> None:
+    try:
+        await services.cancellations.finish(record)
+    except (RedisError, OSError) as exc:
+        log.warning("webhook.follow_up_deferred", error=type(exc).__name__)

@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+import structlog
+from redis.exceptions import RedisError
 
 from bff.cancel_store import CancellationRecord
-from bff.cancellation import Target
-from bff.errors import BadInput, PublicError
+from bff.cancellation import MESSAGES, Target
+from bff.errors import BadInput, PublicError, Unavailable
 from bff.events import valid_cursor
 from resolvers.context import Info
 from resolvers.types import Node
@@ -19,7 +21,10 @@ from resolvers.types import Node
 if TYPE_CHECKING:
     from resolvers.types import Appointment
 
+log = structlog.get_logger(__name__)
 MAX_KEY_LENGTH = 200
+APPOINTMENT_ID_PARTS = 3
+"""An appointment id names its source, the provider's id and its owner's pseudonym."""
 MAX_REASON_LENGTH = 500
 
 
@@ -82,7 +87,8 @@ class RequestCancellationInput:
 class UserError:
     code: str = strawberry.field(description=(
         "NOT_FOUND, SOURCE_CANNOT_CANCEL, NOT_CANCELLABLE, ALREADY_CANCELLED, IN_THE_PAST, "
-        "TOO_CLOSE_TO_START, REQUEST_PENDING, IDEMPOTENCY_KEY_REUSED, IN_PROGRESS or INVALID_INPUT."))
+        "TOO_CLOSE_TO_START, REQUEST_PENDING, IDEMPOTENCY_KEY_REUSED, IN_PROGRESS, INVALID_INPUT or "
+        "TEMPORARILY_UNAVAILABLE (nothing was stored: try again with the same idempotencyKey)."))
     message: str = strawberry.field(description="What happened, in Norwegian, for the citizen.")
 
 
@@ -90,6 +96,10 @@ class UserError:
 class RequestCancellationPayload:
     request: CancellationRequest | None = strawberry.field(description="The request (also for a repeated key).")
     errors: list[UserError] = strawberry.field(description="Why nothing was requested; empty on success.")
+
+
+def _refused(code: str) -> RequestCancellationPayload:
+    return RequestCancellationPayload(request=None, errors=[UserError(code=code, message=MESSAGES[code])])
 
 
 def _invalid(message: str) -> RequestCancellationPayload:
@@ -110,6 +120,9 @@ class Mutation:
         from resolvers.query import find_target
 
         ctx = info.context
+        owner = ctx.services.ids.decode("A", str(input.appointment_id))
+        if owner is None or len(owner) != APPOINTMENT_ID_PARTS:
+            return _refused("NOT_FOUND")
         found: list[Target] = []
 
         async def find() -> Target | None:
@@ -117,16 +130,20 @@ class Mutation:
             found.extend([target] if target else [])
             return target
 
-        outcome = await ctx.services.cancellations.request(ctx.viewer.pid, str(input.appointment_id), key,
-                                                           input.reason, find)
+        try:
+            outcome = await ctx.services.cancellations.request(ctx.viewer.pid, str(input.appointment_id), owner[2],
+                                                               key, input.reason, find)
+        except (RedisError, OSError) as exc:
+            log.warning("cancellation.redis_failed", error=type(exc).__name__)
+            return _refused("TEMPORARILY_UNAVAILABLE")
+        except Unavailable:
+            return _refused("TEMPORARILY_UNAVAILABLE")
         subject = outcome.record.subject_pid if outcome.record else found[0].subject_pid if found else None
         if subject is not None:
-            await ctx.audit(subject, "cancel",
-                                            outcome.record.status if outcome.record else outcome.code or "",
-                                            outcome.record.source_id if outcome.record else found[0].source.id)
+            await ctx.audit(subject, "cancel", outcome.record.status if outcome.record else outcome.code or "",
+                            outcome.record.source_id if outcome.record else found[0].source.id)
         if outcome.record is None:
-            return RequestCancellationPayload(request=None, errors=[
-                UserError(code=outcome.code or "INVALID_INPUT", message=outcome.message or "")])
+            return _refused(outcome.code or "INVALID_INPUT")
         return RequestCancellationPayload(request=cancellation_node(info, outcome.record), errors=[])
 
 

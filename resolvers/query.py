@@ -30,7 +30,7 @@ from bff.errors import BadInput, NotFound, Unavailable
 from bff.gateway import SourceState
 from bff.rules import TimeFilter, applies_to, can_cancel, shows, with_cancellation
 from bff.sources import SourceConfig
-from bff.timez import start_of_day, to_oslo
+from bff.timez import FIRST_YEAR, LAST_YEAR, start_of_day, to_oslo
 from resolvers.cancellation import CancellationRequest, cancellation_node, find_cancellation
 from resolvers.context import Info
 from resolvers.types import (
@@ -64,12 +64,24 @@ class AppointmentFilter:
 
     def to_domain(self) -> ListFilter:
         return ListFilter(
-            time=TimeFilter(to_oslo(self.from_) if self.from_ else None, to_oslo(self.to) if self.to else None,
-                            bool(self.include_past)),
+            time=TimeFilter(_instant(self.from_, "from"), _instant(self.to, "to"), bool(self.include_past)),
             statuses=frozenset(self.statuses) if self.statuses is not None else None,
             source_kinds=frozenset(self.source_kinds) if self.source_kinds is not None else None,
             source_ids=frozenset(str(i) for i in self.source_ids) if self.source_ids is not None else None,
         )
+
+
+NOT_ASKED_TEXT = "Vi får ikke hentet avtalen akkurat nå. Prøv igjen om litt."
+
+
+def _instant(value: datetime | None, name: str) -> datetime | None:
+    """A filter bound in Europe/Oslo time; years outside the calendar's working range are
+    the client's mistake (they would overflow when shifted to Oslo's offset)."""
+    if value is None:
+        return None
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise BadInput(f"`{name}` må ligge mellom år {FIRST_YEAR} og {LAST_YEAR}.")
+    return to_oslo(value)
 
 
 def person_id(info: Info, pid: str) -> str:
@@ -142,8 +154,11 @@ async def _audit_list(info: Info, subject: Subject, chosen: Chosen) -> None:
 async def _latest_requests(info: Info, consulted: list[Consulted],
                            subject_pid: str) -> dict[tuple[str, str], CancellationRecord | None]:
     """The latest cancellation request of every row from a source that takes them."""
-    keys = [(c.source.id, a.upstream_id) for c in consulted if c.source.capabilities.cancel for a in c.outcome.rows]
+    rows = [(c.source.id, a) for c in consulted if c.source.capabilities.cancel for a in c.outcome.rows]
+    keys = [(s, a.upstream_id) for s, a in rows]
     records = await info.context.cancellations.load_many([(s, u, subject_pid) for s, u in keys])
+    await info.context.services.cancellations.settle_by_rows(
+        [(a, r) for (_, a), r in zip(rows, records, strict=True) if r is not None])
     return dict(zip(keys, records, strict=True))
 
 
@@ -162,7 +177,8 @@ async def _locate(info: Info, appointment_id: str) -> tuple[
         Subject, SourceConfig, domain.Appointment, CancellationRecord | None] | None:
     """One of the viewer's (or a represented person's) appointments, with its latest
     cancellation request; None for anything else, whether it does not exist or belongs to
-    someone the viewer may not see."""
+    someone the viewer may not see. Raises Unavailable when the owner may be seen but the
+    directory or the source could not be asked: "not found" would be untrue."""
     ctx = info.context
     parts = ctx.services.ids.decode("A", appointment_id)
     if parts is None:
@@ -172,9 +188,13 @@ async def _locate(info: Info, appointment_id: str) -> tuple[
     source = ctx.services.catalogue.by_id(source_id)
     if subject is None or source is None or source.kind not in subject.kinds:
         return None
-    if not applies_to(source, subject.lookup.record) or not subject.lookup.ok:
+    if not subject.lookup.ok:
+        raise Unavailable(NOT_ASKED_TEXT)
+    if not applies_to(source, subject.lookup.record):
         return None
     outcome = await ctx.appointments.load((source.id, subject.pid, source.capabilities.past))
+    if outcome.state is SourceState.UNAVAILABLE:
+        raise Unavailable(NOT_ASKED_TEXT)
     history = TimeFilter(include_past=True)
     for appt in outcome.rows:
         if appt.upstream_id == upstream_id and shows(source, appt, start_of_day(ctx.today)) \

@@ -87,7 +87,7 @@ async def production_bff(make_bff: Any, tmp_path: Path, **overrides: Any) -> Bff
     (tmp_path / "sources.toml").write_text(default_sources_text())
     bff: Bff = await make_bff(profile="production", sources=tmp_path / "sources.toml", id_secret="prod-secret",
                               oidc_issuer="https://idp.prod", oidc_jwks_file=tmp_path / "jwks.json",
-                              redis_url=TEST_REDIS_URL, **overrides)
+                              **{"redis_url": TEST_REDIS_URL, **overrides})
     token = jwt.encode({"pid": PEOPLE["asane"].pid, "acr": "idporten-loa-high", "iss": "https://idp.prod",
                         "aud": "timeavtaler-bff", "iat": 0, "exp": 4_000_000_000}, key, algorithm="RS256",
                        headers={"kid": "p1", "typ": "at+jwt"})

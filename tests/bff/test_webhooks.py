@@ -121,7 +121,10 @@ async def test_forged_or_malformed_signatures_are_401(bff: Bff, sandbox: Sandbox
     ('{"type": "something.else", "data": {}}', 400),
     ('{"type": "cancellation.decided", "data": {"requestId": 5, "status": "accepted"}}', 400),
     ('{"type": "cancellation.decided", "data": {"requestId": "x", "status": "maybe"}}', 400),
-    ('{"type": "cancellation.decided", "data": {"requestId": "nope", "status": "accepted"}}', 404),
+    ('{"type": "cancellation.decided", "data": {"requestId": "x", "status": ["accepted"]}}', 400),
+    ('{"type": "cancellation.decided", "data": {"requestId": "x", "status": {"a": 1}}}', 400),
+    ('{"type": "cancellation.decided", "data": {"requestId": "x", "status": "accepted", "message": 7}}', 400),
+    ('{"type": "cancellation.decided", "data": {"requestId": "", "status": "accepted"}}', 400),
     ("[]", 400),
     ("\u00ff\u00fe", 400),
 ])
@@ -129,6 +132,16 @@ async def test_malformed_bodies_get_a_clear_4xx(bff: Bff, body: str, expected: i
     response = await post(bff, body, signed(body))
     assert response.status_code == expected
     assert response.json()["status"] == "error"
+
+
+async def test_an_answer_about_an_unknown_request_is_kept_and_acknowledged(bff: Bff) -> None:
+    """The provider is the truth: an answer about a request this BFF lost (or never made)
+    is kept for operators and acknowledged, so the provider does not keep sending it."""
+    body = decision(str(uuid.uuid4()))
+    response = await post(bff, body, signed(body))
+    assert response.status_code == 202, response.text
+    metrics = (await bff.http.get(f"{bff.url}/metrics")).text
+    assert 'bff_webhook_unknown_requests_total{source="bergen-kommune"}' in metrics
 
 
 async def test_unknown_source_and_oversized_body(bff: Bff) -> None:

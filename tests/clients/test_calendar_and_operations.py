@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from icalendar import Calendar
 from websockets.exceptions import ConnectionClosed
 
 from bff.timez import OSLO
+from tests.bff.test_limits import production_bff
 from tests.conftest import Bff
 from tests.redis_process import RedisProcess
 from tests.resolvers.queries import LIST, rows
@@ -63,7 +65,9 @@ async def test_the_calendar_on_behalf_follows_the_representation_rules(bff: Bff)
 async def test_health_and_readiness(bff: Bff, make_bff: Any) -> None:
     assert (await bff.http.get(f"{bff.url}/healthz")).text == "ok"
     ready = await bff.http.get(f"{bff.url}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "redis": "ok", "sources": 6}
+    assert ready.status_code == 200
+    assert {k: v for k, v in ready.json().items() if k != "persistence"} == {
+        "status": "ready", "redis": "ok", "sources": 6}
     own = RedisProcess().start()
     try:
         isolated = await make_bff(redis_url=own.url)
@@ -73,6 +77,28 @@ async def test_health_and_readiness(bff: Bff, make_bff: Any) -> None:
         assert (await bff.http.get(f"{isolated.url}/healthz")).status_code == 200
     finally:
         own.stop()
+
+
+async def test_production_is_not_ready_on_a_redis_that_does_not_persist(make_bff: Any, tmp_path: Path) -> None:
+    """Redis is the only state: without AOF a restart loses cancellation requests, so the
+    production profile is not ready there (and says why); the sandbox only says so."""
+    volatile, durable = RedisProcess().start(), RedisProcess(appendonly=True).start()
+    try:
+        production = await production_bff(make_bff, tmp_path, redis_url=volatile.url)
+        refused = await production.http.get(f"{production.url}/readyz")
+        assert refused.status_code == 503 and "appendonly" in refused.json()["persistence"]
+        sandbox = await make_bff(redis_url=volatile.url)
+        warned = await sandbox.http.get(f"{sandbox.url}/readyz")
+        assert warned.status_code == 200 and "appendonly" in warned.json()["persistence"]
+        declared = await production_bff(make_bff, tmp_path, redis_url=volatile.url,
+                                        redis_persistence_guaranteed=True)
+        assert (await declared.http.get(f"{declared.url}/readyz")).status_code == 200
+        on_aof = await production_bff(make_bff, tmp_path, redis_url=durable.url)
+        ready = await on_aof.http.get(f"{on_aof.url}/readyz")
+        assert ready.status_code == 200 and ready.json()["persistence"] == "appendonly yes"
+    finally:
+        volatile.stop()
+        durable.stop()
 
 
 async def test_shutdown_closes_subscriptions_with_service_restart(make_bff: Any) -> None:
