@@ -37,8 +37,10 @@ def free_port() -> int:
 class RedisProcess:
     """One redis-server on 127.0.0.1; `stop()` and `start()` keep the same port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, appendonly: bool = False, fsync: str = "everysec") -> None:
         self.port = port or free_port()
+        self.appendonly = appendonly
+        self.fsync = fsync
         self.dir = tempfile.mkdtemp(prefix="bff-test-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -48,8 +50,8 @@ class RedisProcess:
 
     def start(self) -> RedisProcess:
         self.proc = subprocess.Popen(
-            [_executable(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", self.dir],
+            [_executable(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.fsync, "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -62,5 +64,12 @@ class RedisProcess:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last save — what survives is what AOF wrote."""
+        if self.proc is not None:
+            self.proc.kill()
             self.proc.wait(timeout=10)
             self.proc = None

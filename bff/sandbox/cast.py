@@ -237,6 +237,24 @@ def _visits(today: date, p: dict[str, CastMember]) -> dict[str, dict[str, list[d
     return {"oslo": oslo, "bergen": bergen}
 
 
+def add_crowd(world: World, today: date, count: int, visits_each: int) -> list[CastMember]:
+    """`count` more citizens of Åsane, each with `visits_each` planned practical-assistance
+    visits a week and more ahead (Bergen accepts their cancellation): for load and chaos
+    tests that need many cancellable appointments."""
+    added = []
+    for n in range(count):
+        birth = date(1950 + n % 40, 1 + n % 12, 1 + n % 28)
+        member = CastMember(f"crowd-{n}", f"Innbygger {n}", birth, synthetic_pid(birth, 200 + n // 480),
+                            municipality="4601", district="Åsane")
+        world.people[member.handle] = member
+        world.visits["bergen"][member.pid] = [
+            _visit(f"bgo-c{n}-{k}", "practical_assistance", "regular", "planned",
+                   _at(today + timedelta(days=7 + k), 10), 60, district="Åsane", naive=True)
+            for k in range(visits_each)]
+        added.append(member)
+    return added
+
+
 def build_world(today: date) -> World:
     """All sandbox data, laid out around `today`."""
     people = cast(today)
