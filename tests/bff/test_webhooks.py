@@ -4,6 +4,7 @@ malformed input — never a 500."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from standardwebhooks import Webhook
 
 from tests.conftest import BERGEN_SECRET, Bff, Sandbox
@@ -158,3 +160,34 @@ async def test_raw_garbage_headers_never_cause_a_500(bff: Bff) -> None:
                     {"webhook-id": "a", "webhook-timestamp": "1e309", "webhook-signature": "v1,AAAA v1,,,"}):
         response = await bff.http.post(f"{bff.url}/webhooks/bergen-kommune", content=b"{}", headers=headers)
         assert response.status_code == 401
+
+
+async def test_webhooks_are_answered_while_every_shared_redis_connection_is_busy(bff: Bff, sandbox: Sandbox) -> None:
+    """Webhooks have Redis connections of their own: with the shared pool held by a burst
+    (here: every connection blocked for 1.5 s), 200 provider answers are still taken —
+    none gets a 503 that the provider would have to send again."""
+    from bff.redis_conn import POOL_SIZE
+
+    request_id = await pending_request(bff, sandbox)
+    shared = bff.app.state.services.redis
+
+    async def hold() -> None:
+        for _ in range(3):
+            # One that finds no free connection (the worker holds some too) waits a second
+            # for one: the pool is exhausted either way.
+            with contextlib.suppress(RedisConnectionError):
+                await shared.blpop([f"{uuid.uuid4().hex}:never"], timeout=0.4)
+
+    holders = [asyncio.create_task(hold()) for _ in range(POOL_SIZE)]
+    await asyncio.sleep(0.1)
+    bodies = [decision(request_id)] + [decision(str(uuid.uuid4())) for _ in range(199)]
+    started = time.monotonic()
+    answers = await asyncio.gather(*(post(bff, body, signed(body)) for body in bodies))
+    elapsed = time.monotonic() - started
+    still_busy = not all(h.done() for h in holders)
+    await asyncio.gather(*holders)
+    assert still_busy, "the shared pool was released before the webhooks were answered"
+    assert sorted({a.status_code for a in answers}) == [200, 202], [a.text for a in answers if a.status_code >= 300]
+    assert elapsed < 1.2
+    record = await bff.app.state.services.cancellations.store.get(request_id)
+    assert record is not None and record.status == "ACCEPTED"
