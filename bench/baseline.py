@@ -29,14 +29,14 @@ from bff.app import tune_gc
 from bff.auth import KeySet, TokenError, TokenVerifier, bearer_token, dev_jwks, load_dev_key
 from bff.cache import AppointmentCache
 from bff.codec import load_entry, load_person
-from bff.domain import Appointment, PersonRecord
+from bff.domain.ids import Ids
+from bff.domain.models import Appointment, PersonRecord
+from bff.domain.rules import TimeFilter, applies_to, applies_to_everyone, shows, sort_key
+from bff.domain.sources import SourceConfig, load_sources
+from bff.domain.timez import start_of_day, today
 from bff.gateway import fetch_window
-from bff.ids import Ids
 from bff.metrics import Metrics
-from bff.rules import TimeFilter, applies_to, applies_to_everyone, shows, sort_key
 from bff.settings import DEV_ISSUER, Settings
-from bff.sources import SourceConfig, load_sources
-from bff.timez import start_of_day, today
 from connectors.base import FetchResult, ProviderClient
 from connectors.fhir import FhirConnector
 from connectors.municipal import MunicipalConnector

@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bff.domain.timez import start_of_day, today
 from bff.sandbox.cast import GP_OFFICE, HAUKELAND, ST_OLAV_ORTO, UNN_CANCER
 from bff.sandbox.fhir_builder import build
-from bff.timez import start_of_day, today
 from connectors.fhir_mapping import FNR_SYSTEM
 
 PLACEHOLDER = "99999999999"

@@ -325,7 +325,7 @@ class Bench:
         from websockets.asyncio.client import connect
 
         from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord, CancellationStore, new_request_id
-        from bff.ids import Ids
+        from bff.domain.ids import Ids
         from bff.settings import SANDBOX_ID_SECRET
 
         count = 200 if self.quick else 1000

@@ -49,12 +49,14 @@ from bff.cache import AppointmentCache
 from bff.calendar_export import calendar_endpoint
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
+from bff.domain.ids import Ids
+from bff.domain.sources import SourceConfig, SourcesFile, load_sources
+from bff.domain.timez import today
 from bff.durability import persistence
 from bff.events import EventHub
 from bff.gateway import Gateway
 from bff.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription
 from bff.ide import IdePage
-from bff.ids import Ids
 from bff.logs import RequestIdMiddleware
 from bff.metrics import Metrics
 from bff.people import People
@@ -64,8 +66,6 @@ from bff.response_cache import ResponseCache
 from bff.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.services import Services
 from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings
-from bff.sources import SourceConfig, SourcesFile, load_sources
-from bff.timez import today
 from bff.trusted import TrustedDocuments, operations_dir
 from bff.webhooks import webhook
 from bff.worker import CancellationWorker

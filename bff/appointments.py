@@ -9,11 +9,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from bff.domain import Appointment, AppointmentStatus, PersonRecord, Representation, SourceKind
-from bff.errors import NotFound, Unavailable
-from bff.gateway import SourceOutcome, SourceState
-from bff.ids import Ids
-from bff.rules import (
+from bff.domain.errors import NotFound, Unavailable
+from bff.domain.ids import Ids
+from bff.domain.models import Appointment, AppointmentStatus, PersonRecord, Representation, SourceKind
+from bff.domain.rules import (
     ALL_KINDS,
     TimeFilter,
     applies_to,
@@ -23,8 +22,9 @@ from bff.rules import (
     sort_key,
     with_cancellation,
 )
-from bff.sources import SourceConfig, SourcesFile
-from bff.timez import start_of_day
+from bff.domain.sources import SourceConfig, SourcesFile
+from bff.domain.timez import start_of_day
+from bff.gateway import SourceOutcome, SourceState
 
 DIRECTORY_DOWN_TEXT = "Personregisteret svarer ikke, så vi vet ikke om denne kilden gjelder deg."
 UNKNOWN_PERSON_TEXT = "Personen er ukjent eller har ikke lov å representeres."

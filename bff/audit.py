@@ -13,7 +13,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bff.ids import Ids
+from bff.domain.ids import Ids
 
 log = structlog.get_logger(__name__)
 AUDIT_RETENTION = 400 * 24 * 3600

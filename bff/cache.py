@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from bff.answer_first import later
-from bff.ids import Ids
+from bff.domain.ids import Ids
 from bff.metrics import Metrics
 
 log = structlog.get_logger(__name__)

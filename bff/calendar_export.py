@@ -17,7 +17,7 @@ from icalendar import Calendar, Event
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bff.timez import OSLO, now
+from bff.domain.timez import OSLO, now
 
 MAX_PAGES = 10
 DEFAULT_DURATION = timedelta(minutes=30)

@@ -21,8 +21,8 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
-from bff.ids import Ids
-from bff.timez import OSLO
+from bff.domain.ids import Ids
+from bff.domain.timez import OSLO
 
 log = structlog.get_logger(__name__)
 

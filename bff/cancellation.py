@@ -30,11 +30,11 @@ from bff.cancel_store import (
     digest,
     new_request_id,
 )
-from bff.domain import Appointment
+from bff.domain.models import Appointment
+from bff.domain.rules import cancel_refusal, settled_by_provider
+from bff.domain.sources import SourceConfig
+from bff.domain.timez import now, today
 from bff.notifications import decision_notification
-from bff.rules import cancel_refusal, settled_by_provider
-from bff.sources import SourceConfig
-from bff.timez import now, today
 from connectors.base import (
     CancelAnswer,
     CancelConnector,

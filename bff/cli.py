@@ -66,8 +66,8 @@ def _banner(settings: Settings, url: str, sandbox_url: str | None) -> None:
     if sandbox_url:
         lines.append(f"Sandbox providers at {sandbox_url}")
     if settings.uses_dev_issuer:
+        from bff.domain.timez import today
         from bff.sandbox.cast import cast
-        from bff.timez import today
 
         person = cast(today())[DEMO_PERSON]
         token = _token(settings, person.pid, "idporten-loa-high")
@@ -78,8 +78,8 @@ def _banner(settings: Settings, url: str, sandbox_url: str | None) -> None:
 
 
 def _person_pid(handle: str) -> str:
+    from bff.domain.timez import today
     from bff.sandbox.cast import cast
-    from bff.timez import today
 
     people = cast(today())
     if handle not in people:
@@ -89,8 +89,8 @@ def _person_pid(handle: str) -> str:
 
 def _cmd_token(args: argparse.Namespace) -> None:
     settings = Settings()
+    from bff.domain.timez import today
     from bff.sandbox.cast import cast
-    from bff.timez import today
 
     people = cast(today())
     if args.list:

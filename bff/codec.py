@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from bff.domain import (
+from bff.domain.models import (
     Appointment,
     AppointmentKind,
     AppointmentStatus,
@@ -20,7 +20,7 @@ from bff.domain import (
     RepresentationBasis,
     VisitKind,
 )
-from bff.timez import to_oslo
+from bff.domain.timez import to_oslo
 
 ENTRY_FORMAT = 2
 """Version of the appointment entry layout; an entry of another version reads as a miss."""

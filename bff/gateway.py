@@ -31,13 +31,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from bff.breakers import Breakers, CircuitOpen
 from bff.cache import AppointmentCache, Deferred
 from bff.codec import dump_entry, load_entry
-from bff.domain import Appointment
+from bff.domain.models import Appointment
+from bff.domain.sources import SourceConfig
+from bff.domain.timez import OSLO, start_of_day
 from bff.lru import Lru
 from bff.metrics import Metrics
 from bff.singleflight import SingleFlight
-from bff.sources import SourceConfig
 from bff.tasks import stop
-from bff.timez import OSLO, start_of_day
 from connectors.base import AppointmentConnector, FetchResult, SourceUnavailable, UpstreamError, Window
 
 log = structlog.get_logger(__name__)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bff.cancel_store import ACCEPTED, CancellationRecord
-from bff.domain import MunicipalService
-from bff.timez import OSLO
+from bff.domain.models import MunicipalService
+from bff.domain.timez import OSLO
 
 WEEKDAYS = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
 MONTHS = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september", "oktober",

@@ -12,7 +12,7 @@ import structlog
 from bff.appointments import PersonLookup
 from bff.cache import AppointmentCache
 from bff.codec import dump_person, load_person
-from bff.domain import PersonRecord
+from bff.domain.models import PersonRecord
 from bff.singleflight import SingleFlight
 from connectors.base import PersonDirectory, UpstreamError
 

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from bff.audit import AuditLog
 from bff.cache import AppointmentCache
-from bff.ids import Ids
+from bff.domain.ids import Ids
 from bff.lru import Lru
 from bff.trusted import document_hash
 

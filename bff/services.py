@@ -12,15 +12,15 @@ from bff.breakers import Breakers
 from bff.cache import AppointmentCache
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
+from bff.domain.ids import Ids
+from bff.domain.sources import SourcesFile
 from bff.events import EventHub
 from bff.gateway import Gateway
-from bff.ids import Ids
 from bff.metrics import Metrics
 from bff.people import People
 from bff.ratelimit import RateLimiter
 from bff.response_cache import ResponseCache
 from bff.settings import Settings
-from bff.sources import SourcesFile
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from bff.cancel_store import ACCEPTED, REJECTED, CancellationRecord
+from bff.domain.timez import now
 from bff.services import Services
-from bff.timez import now
 
 log = structlog.get_logger(__name__)
 MAX_BODY = 64 * 1024

@@ -19,7 +19,7 @@ import httpx
 import orjson
 from httpx_aiohttp.transport import AiohttpTransport
 
-from bff.domain import Appointment, PersonRecord
+from bff.domain.models import Appointment, PersonRecord
 
 
 class UpstreamError(Exception):

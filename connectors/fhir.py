@@ -9,7 +9,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from bff.domain import Appointment
+from bff.domain.models import Appointment
 from connectors.base import (
     CancelAnswer,
     CancelStatus,

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from bff.domain import Appointment, AppointmentKind, AppointmentStatus, CancelledBy
-from bff.timez import parse_instant
+from bff.domain.models import Appointment, AppointmentKind, AppointmentStatus, CancelledBy
+from bff.domain.timez import parse_instant
 from connectors.fhir_refs import BundleIndex, Resolver, Resource, iter_entries
 
 FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"

@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 import httpx
 
-from bff.domain import Appointment, AppointmentKind, AppointmentStatus, CancelledBy, VisitKind
-from bff.sources import MUNICIPAL_SERVICE_CODES
-from bff.timez import parse_instant
+from bff.domain.models import Appointment, AppointmentKind, AppointmentStatus, CancelledBy, VisitKind
+from bff.domain.sources import MUNICIPAL_SERVICE_CODES
+from bff.domain.timez import parse_instant
 from connectors.base import (
     CancelAnswer,
     CancelStatus,

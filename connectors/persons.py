@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bff.domain import PersonRecord, Representation, RepresentationBasis
+from bff.domain.models import PersonRecord, Representation, RepresentationBasis
 from connectors.base import SourceUnavailable, raise_for_status, read_json, send
 
 DIRECTORY = "person-directory"

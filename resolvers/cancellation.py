@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 
 from bff.cancel_store import CancellationRecord
 from bff.cancellation import MESSAGES, Target
-from bff.errors import BadInput, PublicError, Unavailable
+from bff.domain.errors import BadInput, PublicError, Unavailable
 from bff.events import valid_cursor
 from resolvers.context import Info
 from resolvers.types import Node

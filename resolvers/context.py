@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.websockets import WebSocket
 
 from bff.auth import Viewer
+from bff.domain.timez import now, today
 from bff.services import Services
-from bff.timez import now, today
 from resolvers.loaders import AppointmentsBySourceLoader, CancellationByAppointmentLoader, PersonByPidLoader
 
 ANONYMOUS = Viewer(pid="", acr="")

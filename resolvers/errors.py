@@ -9,7 +9,7 @@ import structlog
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from bff.errors import PublicError
+from bff.domain.errors import PublicError
 
 log = structlog.get_logger(__name__)
 

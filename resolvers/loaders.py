@@ -14,11 +14,11 @@ from redis.exceptions import RedisError
 
 from bff.appointments import PersonLookup
 from bff.cancel_store import CancellationRecord, CancellationStore
+from bff.domain.rules import applies_to_everyone
+from bff.domain.sources import SourceConfig, SourcesFile
+from bff.domain.timez import start_of_day
 from bff.gateway import Gateway, ReadAhead, SourceOutcome
 from bff.people import People
-from bff.rules import applies_to_everyone
-from bff.sources import SourceConfig, SourcesFile
-from bff.timez import start_of_day
 
 log = structlog.get_logger(__name__)
 SourceKey = tuple[str, str, bool]

@@ -9,7 +9,6 @@ from datetime import datetime
 import strawberry
 from graphql import FieldNode
 
-from bff import domain
 from bff.appointments import (
     Chosen,
     Consulted,
@@ -25,12 +24,13 @@ from bff.appointments import (
 )
 from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord
 from bff.cancellation import Target
-from bff.domain import AppointmentStatus, SourceKind
-from bff.errors import BadInput, NotFound, Unavailable
+from bff.domain import models as domain
+from bff.domain.errors import BadInput, NotFound, Unavailable
+from bff.domain.models import AppointmentStatus, SourceKind
+from bff.domain.rules import TimeFilter, applies_to, can_cancel, shows, with_cancellation
+from bff.domain.sources import SourceConfig
+from bff.domain.timez import FIRST_YEAR, LAST_YEAR, start_of_day, to_oslo
 from bff.gateway import SourceState
-from bff.rules import TimeFilter, applies_to, can_cancel, shows, with_cancellation
-from bff.sources import SourceConfig
-from bff.timez import FIRST_YEAR, LAST_YEAR, start_of_day, to_oslo
 from resolvers.cancellation import CancellationRequest, cancellation_node, find_cancellation
 from resolvers.context import Info
 from resolvers.types import (

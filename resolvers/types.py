@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from bff import domain
-from bff.domain import (
+from bff.domain import models as domain
+from bff.domain.ids import Ids
+from bff.domain.models import (
     AppointmentKind,
     AppointmentStatus,
     CancelledBy,
@@ -18,9 +19,8 @@ from bff.domain import (
     SourceKind,
     VisitKind,
 )
+from bff.domain.sources import SourceConfig
 from bff.gateway import SourceState
-from bff.ids import Ids
-from bff.sources import SourceConfig
 
 if TYPE_CHECKING:
     from resolvers.cancellation import CancellationRequest

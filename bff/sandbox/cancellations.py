@@ -18,7 +18,7 @@ import httpx
 import orjson
 from standardwebhooks import Webhook
 
-from bff.timez import now, parse_instant
+from bff.domain.timez import now, parse_instant
 
 DEFAULT_DELAY_MS = 300
 DEFAULT_NOTICE_HOURS = 48

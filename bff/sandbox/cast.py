@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from bff.domain.timez import OSLO
 from bff.sandbox.fhir_builder import FhirAppointment, Place, build
 from bff.sandbox.pids import synthetic_pid
-from bff.timez import OSLO
 
 PILOT_GP = {"herId": "8094711", "name": "Sagene legesenter"}
 OTHER_GP = {"herId": "8099999", "name": "Bergenhus legekontor"}

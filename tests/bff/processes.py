@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bff.cache import AppointmentCache
-from bff.ids import Ids
+from bff.domain.ids import Ids
 from bff.metrics import Metrics
 from bff.settings import SANDBOX_ID_SECRET
 from bff.singleflight import SingleFlight

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from bff import answer_first as module
 from bff.answer_first import answer_first
 from bff.cache import AppointmentCache, Deferred
-from bff.ids import Ids
+from bff.domain.ids import Ids
 from bff.settings import SANDBOX_ID_SECRET
 from bff.singleflight import SingleFlight
 from tests.bff.processes import LEASE, process, round_trips

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from bff.cancel_store import ACCEPTED, REPAIR_AFTER, CancellationStore, digest
-from bff.timez import now, today
+from bff.domain.timez import now, today
 from tests.conftest import PEOPLE, Bff, Sandbox
 from tests.resolvers.test_cancellation import CANCEL, bergen_visit, cancel, wait_for
 

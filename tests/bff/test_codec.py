@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from bff.codec import dump_entry, load_entry
-from bff.domain import Appointment
+from bff.domain.models import Appointment
+from bff.domain.timez import today
 from bff.sandbox.cast import build_world
-from bff.timez import today
 from connectors.fhir_mapping import appointments_in
 from connectors.municipal import map_visit
 

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
 from bff.audit import AUDIT_RETENTION
-from bff.ids import Ids
-from bff.sources import default_sources_text
+from bff.domain.ids import Ids
+from bff.domain.sources import default_sources_text
 from tests.conftest import PEOPLE, TEST_REDIS_URL, Bff, Sandbox
 from tests.resolvers.queries import LIST, rows
 

@@ -39,7 +39,7 @@ async def test_a_repeat_is_reused_with_the_same_answer_and_audited_again(bff: Bf
     assert again == warm == first and first["data"]["appointments"]["totalCount"] == 10
     assert await hits(bff) == before + 1
     assert await sandbox.calls() == {}
-    from bff.ids import Ids
+    from bff.domain.ids import Ids
     from tests.conftest import PEOPLE
 
     stream = f"{redis_prefix}:audit:{Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE['asane'].pid)}"
@@ -116,7 +116,7 @@ async def test_an_answer_from_older_data_is_replaced_not_kept_beside_the_new_one
 
 
 def audit_stream(bff: Bff, prefix: str, who: str) -> str:
-    from bff.ids import Ids
+    from bff.domain.ids import Ids
     from tests.conftest import PEOPLE
 
     return f"{prefix}:audit:{Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE[who].pid)}"
@@ -142,7 +142,7 @@ async def test_a_reused_answer_is_confirmed_and_audited_in_one_round_trip(bff: B
 
 async def test_a_kept_answer_whose_data_changed_is_computed_again_and_audited_once(
         bff: Bff, redis: Any, redis_prefix: str) -> None:
-    from bff.ids import Ids
+    from bff.domain.ids import Ids
     from tests.conftest import PEOPLE
 
     await ask(bff, "asane")

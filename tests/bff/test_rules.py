@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from bff.domain import (
+from bff.domain.models import (
     Appointment,
     AppointmentStatus,
     MunicipalService,
@@ -16,9 +16,9 @@ from bff.domain import (
     SourceKind,
     VisitKind,
 )
-from bff.rules import ALL_KINDS, TimeFilter, applies_to, cancel_refusal, representation_kinds, shows
-from bff.sources import load_sources
-from bff.timez import OSLO, start_of_day
+from bff.domain.rules import ALL_KINDS, TimeFilter, applies_to, cancel_refusal, representation_kinds, shows
+from bff.domain.sources import load_sources
+from bff.domain.timez import OSLO, start_of_day
 
 CATALOGUE = load_sources(None, {"SANDBOX_URL": "http://sandbox"})
 BERGEN = CATALOGUE.by_id("bergen-kommune")

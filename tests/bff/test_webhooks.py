@@ -41,7 +41,7 @@ async def pending_request(bff: Bff, sandbox: Sandbox) -> str:
     request = (await cancel(bff, visit["id"]))["request"]
     assert request["status"] == "PENDING"
     ids = bff.settings.secret_for_ids
-    from bff.ids import Ids
+    from bff.domain.ids import Ids
 
     parts = Ids(ids).decode("C", request["id"])
     assert parts is not None
@@ -74,7 +74,7 @@ async def test_a_later_contradicting_decision_does_not_change_the_first(bff: Bff
             ).status_code == 200
     body = decision(request_id, "accepted")
     assert (await post(bff, body, signed(body))).status_code == 200
-    from bff.ids import Ids
+    from bff.domain.ids import Ids
 
     answer = await bff.query(REQUEST, {"id": Ids(bff.settings.secret_for_ids).encode(
         "C", request_id, Ids(bff.settings.secret_for_ids).pseudonym(_pid("asane")))}, who="asane")
@@ -111,7 +111,7 @@ async def test_forged_or_malformed_signatures_are_401(bff: Bff, sandbox: Sandbox
         headers["webhook-signature"] = headers["webhook-signature"].replace("v1,", "v2,")
     response = await post(bff, body, headers)
     assert response.status_code == 401
-    from bff.ids import Ids
+    from bff.domain.ids import Ids
 
     ids = Ids(bff.settings.secret_for_ids)
     answer = await bff.query(REQUEST, {"id": ids.encode("C", request_id, ids.pseudonym(_pid("asane")))}, who="asane")

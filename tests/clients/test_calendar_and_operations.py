@@ -10,7 +10,7 @@ import pytest
 from icalendar import Calendar
 from websockets.exceptions import ConnectionClosed
 
-from bff.timez import OSLO
+from bff.domain.timez import OSLO
 from tests.bff.test_limits import production_bff
 from tests.conftest import Bff
 from tests.redis_process import RedisProcess

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bff.domain import Appointment, AppointmentKind, AppointmentStatus, CancelledBy
+from bff.domain.models import Appointment, AppointmentKind, AppointmentStatus, CancelledBy
 from connectors.fhir_mapping import appointments_in
 from tests.conftest import FIXTURES
 

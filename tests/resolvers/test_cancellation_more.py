@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bff.sources import default_sources_text
+from bff.domain.sources import default_sources_text
 from tests.conftest import Bff, Sandbox
 from tests.resolvers.queries import LIST, rows
 from tests.resolvers.test_cancellation import CANCEL, REQUEST, cancel, wait_for

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 
-from bff.errors import NotFound
+from bff.domain.errors import NotFound
 from resolvers.errors import PublicErrors
 
 

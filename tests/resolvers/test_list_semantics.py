@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bff.timez import OSLO, now, start_of_day, today
+from bff.domain.timez import OSLO, now, start_of_day, today
 from tests.conftest import Bff
 from tests.resolvers.queries import LIST, rows, titles
 

@@ -39,7 +39,7 @@ async def test_non_pilot_gp_and_non_participating_district_get_no_call(bff: Bff,
 async def test_district_names_compare_case_insensitively_after_nfc(bff: Bff, sandbox: Sandbox) -> None:
     # The sandbox directory spells Kari's district "Åsane" with a precomposed Å; the sources
     # file may use either form. The routing uses NFC + casefold on both sides.
-    from bff.sources import fold
+    from bff.domain.sources import fold
 
     assert fold("A\u030asane") == fold("ÅSANE") == fold("åsane")
     data = await bff.query(LIST, who="asane")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
-from bff.domain import (
+from bff.domain.models import (
     Appointment,
     AppointmentStatus,
     CancelledBy,
@@ -15,8 +15,8 @@ from bff.domain import (
     RepresentationBasis,
     SourceKind,
 )
-from bff.sources import SourceConfig
-from bff.timez import age_on, start_of_day
+from bff.domain.sources import SourceConfig
+from bff.domain.timez import age_on, start_of_day
 
 ALL_KINDS = frozenset(SourceKind)
 CHILD_FULL_ACCESS_BELOW = 12

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bff.domain import HealthRegion, MunicipalService, SourceKind
+from bff.domain.models import HealthRegion, MunicipalService, SourceKind
 
 DEFAULT_SOURCE_TIMEOUT = 2.5
 DEFAULT_CACHE_TTL = 60
