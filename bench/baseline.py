@@ -35,7 +35,7 @@ from bff.domain.rules import TimeFilter, applies_to, applies_to_everyone, shows,
 from bff.domain.sources import SourceConfig, load_sources
 from bff.domain.timez import start_of_day, today
 from bff.gateway import fetch_window
-from bff.metrics import Metrics
+from bff.runtime.metrics import Metrics
 from bff.settings import DEV_ISSUER, Settings
 from connectors.base import FetchResult, ProviderClient
 from connectors.fhir import FhirConnector

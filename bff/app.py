@@ -32,7 +32,6 @@ from strawberry.http.typevars import RootValue
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from bff.answer_first import answer_first
 from bff.audit import AuditLog
 from bff.auth import (
     KeySet,
@@ -58,11 +57,12 @@ from bff.gateway import Gateway
 from bff.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription
 from bff.ide import IdePage
 from bff.logs import RequestIdMiddleware
-from bff.metrics import Metrics
 from bff.people import People
 from bff.ratelimit import RateLimiter
 from bff.redis_conn import open_redis
 from bff.response_cache import ResponseCache
+from bff.runtime.answer_first import answer_first
+from bff.runtime.metrics import Metrics
 from bff.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.services import Services
 from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt import PyJWK, PyJWKSet
 
-from bff.lru import Lru
+from bff.runtime.lru import Lru
 
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 HIGH_ASSURANCE = frozenset({"idporten-loa-high", "Level4"})

@@ -12,7 +12,7 @@ from typing import Any
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
-from bff.metrics import BREAKER_STATES, Metrics
+from bff.runtime.metrics import BREAKER_STATES, Metrics
 from connectors.base import SourceRejected
 
 DEFAULT_THRESHOLD = 5

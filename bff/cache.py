@@ -23,9 +23,9 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from bff.answer_first import later
 from bff.domain.ids import Ids
-from bff.metrics import Metrics
+from bff.runtime.answer_first import later
+from bff.runtime.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 WINDOWS = ("future", "history")

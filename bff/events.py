@@ -18,7 +18,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from bff.cancel_store import CancellationRecord, CancellationStore
-from bff.tasks import Background
+from bff.runtime.tasks import Background
 
 log = structlog.get_logger(__name__)
 SAFETY_POLL = 10.0

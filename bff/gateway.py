@@ -34,10 +34,10 @@ from bff.codec import dump_entry, load_entry
 from bff.domain.models import Appointment
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import OSLO, start_of_day
-from bff.lru import Lru
-from bff.metrics import Metrics
+from bff.runtime.lru import Lru
+from bff.runtime.metrics import Metrics
+from bff.runtime.tasks import stop
 from bff.singleflight import SingleFlight
-from bff.tasks import stop
 from connectors.base import AppointmentConnector, FetchResult, SourceUnavailable, UpstreamError, Window
 
 log = structlog.get_logger(__name__)

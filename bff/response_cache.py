@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from bff.audit import AuditLog
 from bff.cache import AppointmentCache
 from bff.domain.ids import Ids
-from bff.lru import Lru
+from bff.runtime.lru import Lru
 from bff.trusted import document_hash
 
 MAX_ENTRIES = 10_000

@@ -16,10 +16,10 @@ from bff.domain.ids import Ids
 from bff.domain.sources import SourcesFile
 from bff.events import EventHub
 from bff.gateway import Gateway
-from bff.metrics import Metrics
 from bff.people import People
 from bff.ratelimit import RateLimiter
 from bff.response_cache import ResponseCache
+from bff.runtime.metrics import Metrics
 from bff.settings import Settings
 
 

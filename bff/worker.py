@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
-from bff.tasks import Background
+from bff.runtime.tasks import Background
 
 log = structlog.get_logger(__name__)
 LEASE_NAME = "cancellation-worker"

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from bff.cache import AppointmentCache
 from bff.domain.ids import Ids
-from bff.metrics import Metrics
+from bff.runtime.metrics import Metrics
 from bff.settings import SANDBOX_ID_SECRET
 from bff.singleflight import SingleFlight
 

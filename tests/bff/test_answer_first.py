@@ -1,4 +1,4 @@
-"""Cache writes after the answer (`bff.answer_first`): what a request fetched is used at
+"""Cache writes after the answer (`bff.runtime.answer_first`): what a request fetched is used at
 once, read back in this process before it reaches Redis, written when the answer is sent,
 and never keeps another request waiting for long — two caches on the real Redis stand for
 two processes."""
@@ -12,10 +12,10 @@ from datetime import date
 import pytest
 from redis.asyncio import Redis
 
-from bff import answer_first as module
-from bff.answer_first import answer_first
 from bff.cache import AppointmentCache, Deferred
 from bff.domain.ids import Ids
+from bff.runtime import answer_first as module
+from bff.runtime.answer_first import answer_first
 from bff.settings import SANDBOX_ID_SECRET
 from bff.singleflight import SingleFlight
 from tests.bff.processes import LEASE, process, round_trips
