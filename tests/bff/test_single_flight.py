@@ -4,6 +4,7 @@ another's begins: two caches (two processes' worth of leases) on the real Redis.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from redis.asyncio import Redis
@@ -126,7 +127,7 @@ async def test_an_entry_written_between_a_waiters_reads_is_used_not_reported_as_
 async def test_a_lone_command_goes_by_its_script_sha_and_survives_redis_forgetting_the_script(
         redis: Redis, redis_prefix: str) -> None:
     cache, _ = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:hv:future:2026-12-01:someone"
+    key = f"{redis_prefix}:appts:hv:future:2026-12-01:{uuid.uuid4().hex}"
     await redis.script_flush()  # as after a Redis restart or failover
     sent: list[list[str]] = []
     with round_trips(redis, sent) as trips:
