@@ -27,7 +27,6 @@ from starlette.routing import Route
 
 from bff.app import tune_gc
 from bff.auth import KeySet, TokenError, TokenVerifier, bearer_token, dev_jwks, load_dev_key
-from bff.cache import AppointmentCache
 from bff.codec import load_entry, load_person
 from bff.domain.ids import Ids
 from bff.domain.models import Appointment, PersonRecord
@@ -37,6 +36,7 @@ from bff.domain.timez import start_of_day, today
 from bff.gateway import fetch_window
 from bff.runtime.metrics import Metrics
 from bff.settings import DEV_ISSUER, Settings
+from bff.store.cache import AppointmentCache
 from connectors.base import FetchResult, ProviderClient
 from connectors.fhir import FhirConnector
 from connectors.municipal import MunicipalConnector

@@ -81,7 +81,7 @@ def _instrument() -> None:
 
     import bff.appointments
     import bff.auth
-    import bff.cache
+    import bff.store.cache
     import connectors.base
     import connectors.fhir
     import connectors.municipal

@@ -32,7 +32,6 @@ from strawberry.http.typevars import RootValue
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from bff.audit import AuditLog
 from bff.auth import (
     KeySet,
     TokenError,
@@ -44,28 +43,29 @@ from bff.auth import (
     mint_dev_token,
 )
 from bff.breakers import Breakers
-from bff.cache import AppointmentCache
 from bff.calendar_export import calendar_endpoint
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
 from bff.domain.ids import Ids
 from bff.domain.sources import SourceConfig, SourcesFile, load_sources
 from bff.domain.timez import today
-from bff.durability import persistence
 from bff.events import EventHub
 from bff.gateway import Gateway
 from bff.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription
 from bff.ide import IdePage
 from bff.logs import RequestIdMiddleware
 from bff.people import People
-from bff.ratelimit import RateLimiter
-from bff.redis_conn import open_redis
 from bff.response_cache import ResponseCache
 from bff.runtime.answer_first import answer_first
 from bff.runtime.metrics import Metrics
 from bff.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.services import Services
 from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings
+from bff.store.audit import AuditLog
+from bff.store.cache import AppointmentCache
+from bff.store.connection import open_redis
+from bff.store.durability import persistence
+from bff.store.ratelimit import RateLimiter
 from bff.trusted import TrustedDocuments, operations_dir
 from bff.webhooks import webhook
 from bff.worker import CancellationWorker

@@ -29,7 +29,6 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from bff.breakers import Breakers, CircuitOpen
-from bff.cache import AppointmentCache, Deferred
 from bff.codec import dump_entry, load_entry
 from bff.domain.models import Appointment
 from bff.domain.sources import SourceConfig
@@ -38,6 +37,7 @@ from bff.runtime.lru import Lru
 from bff.runtime.metrics import Metrics
 from bff.runtime.tasks import stop
 from bff.singleflight import SingleFlight
+from bff.store.cache import AppointmentCache, Deferred
 from connectors.base import AppointmentConnector, FetchResult, SourceUnavailable, UpstreamError, Window
 
 log = structlog.get_logger(__name__)

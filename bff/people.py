@@ -10,10 +10,10 @@ import time
 import structlog
 
 from bff.appointments import PersonLookup
-from bff.cache import AppointmentCache
 from bff.codec import dump_person, load_person
 from bff.domain.models import PersonRecord
 from bff.singleflight import SingleFlight
+from bff.store.cache import AppointmentCache
 from connectors.base import PersonDirectory, UpstreamError
 
 log = structlog.get_logger(__name__)

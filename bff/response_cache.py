@@ -25,10 +25,10 @@ import orjson
 from graphql import OperationDefinitionNode, OperationType, parse
 from redis.exceptions import RedisError
 
-from bff.audit import AuditLog
-from bff.cache import AppointmentCache
 from bff.domain.ids import Ids
 from bff.runtime.lru import Lru
+from bff.store.audit import AuditLog
+from bff.store.cache import AppointmentCache
 from bff.trusted import document_hash
 
 MAX_ENTRIES = 10_000

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from bff.audit import AuditLog
 from bff.auth import TokenVerifier
 from bff.breakers import Breakers
-from bff.cache import AppointmentCache
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
 from bff.domain.ids import Ids
@@ -17,10 +15,12 @@ from bff.domain.sources import SourcesFile
 from bff.events import EventHub
 from bff.gateway import Gateway
 from bff.people import People
-from bff.ratelimit import RateLimiter
 from bff.response_cache import ResponseCache
 from bff.runtime.metrics import Metrics
 from bff.settings import Settings
+from bff.store.audit import AuditLog
+from bff.store.cache import AppointmentCache
+from bff.store.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection
 from typing import Generic, TypeVar
 
-from bff.cache import AppointmentCache
 from bff.runtime.answer_first import start_now
+from bff.store.cache import AppointmentCache
 
 K = TypeVar("K")
 R = TypeVar("R")

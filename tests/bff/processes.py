@@ -9,11 +9,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bff.cache import AppointmentCache
 from bff.domain.ids import Ids
 from bff.runtime.metrics import Metrics
 from bff.settings import SANDBOX_ID_SECRET
 from bff.singleflight import SingleFlight
+from bff.store.cache import AppointmentCache
 
 LEASE = 5.0
 

@@ -11,9 +11,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis.asyncio import Redis
 
-from bff.audit import AUDIT_RETENTION
 from bff.domain.ids import Ids
 from bff.domain.sources import default_sources_text
+from bff.store.audit import AUDIT_RETENTION
 from tests.conftest import PEOPLE, TEST_REDIS_URL, Bff, Sandbox
 from tests.resolvers.queries import LIST, rows
 

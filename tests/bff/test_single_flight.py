@@ -9,7 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bff.cache import AppointmentCache
+from bff.store.cache import AppointmentCache
 from tests.bff.processes import LEASE, process, round_trips
 
 

@@ -166,7 +166,7 @@ async def test_webhooks_are_answered_while_every_shared_redis_connection_is_busy
     """Webhooks have Redis connections of their own: with the shared pool held by a burst
     (here: every connection blocked for 1.5 s), 200 provider answers are still taken —
     none gets a 503 that the provider would have to send again."""
-    from bff.redis_conn import POOL_SIZE
+    from bff.store.connection import POOL_SIZE
 
     request_id = await pending_request(bff, sandbox)
     shared = bff.app.state.services.redis

@@ -1,0 +1,2 @@
+"""Redis: the connection (and the embedded one), whether it persists, the cache of provider
+answers and directory records, the audit streams, the rate limit."""
