@@ -27,13 +27,13 @@ from starlette.routing import Route
 
 from bff.app import tune_gc
 from bff.auth import KeySet, TokenError, TokenVerifier, bearer_token, dev_jwks, load_dev_key
-from bff.codec import load_entry, load_person
 from bff.domain.ids import Ids
 from bff.domain.models import Appointment, PersonRecord
 from bff.domain.rules import TimeFilter, applies_to, applies_to_everyone, shows, sort_key
 from bff.domain.sources import SourceConfig, load_sources
 from bff.domain.timez import start_of_day, today
-from bff.gateway import fetch_window
+from bff.readpath.codec import load_entry, load_person
+from bff.readpath.gateway import fetch_window
 from bff.runtime.metrics import Metrics
 from bff.settings import DEV_ISSUER, Settings
 from bff.store.cache import AppointmentCache

@@ -79,8 +79,8 @@ def _instrument() -> None:
     """Wrap the steps named in the module's docstring, wherever they are looked up."""
     import strawberry.schema.schema as strawberry_schema
 
-    import bff.appointments
     import bff.auth
+    import bff.readpath.appointments
     import bff.store.cache
     import connectors.base
     import connectors.fhir
@@ -98,7 +98,7 @@ def _instrument() -> None:
         (connectors.fhir.FhirConnector, "fetch", "provider", []),
         (connectors.municipal.MunicipalConnector, "fetch", "provider", []),
         (connectors.base, "send", "http", [connectors.fhir, connectors.municipal, connectors.persons]),
-        (bff.appointments, "visible_rows", "rows", [resolvers.query]),
+        (bff.readpath.appointments, "visible_rows", "rows", [resolvers.query]),
     ]
     for owner, name, label, importers in targets:
         wrapped = _wrapped(getattr(owner, name), label)

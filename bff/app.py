@@ -42,7 +42,6 @@ from bff.auth import (
     load_dev_key,
     mint_dev_token,
 )
-from bff.breakers import Breakers
 from bff.calendar_export import calendar_endpoint
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
@@ -50,12 +49,13 @@ from bff.domain.ids import Ids
 from bff.domain.sources import SourceConfig, SourcesFile, load_sources
 from bff.domain.timez import today
 from bff.events import EventHub
-from bff.gateway import Gateway
 from bff.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription
 from bff.ide import IdePage
 from bff.logs import RequestIdMiddleware
-from bff.people import People
-from bff.response_cache import ResponseCache
+from bff.readpath.breakers import Breakers
+from bff.readpath.gateway import Gateway
+from bff.readpath.people import People
+from bff.readpath.response_cache import ResponseCache
 from bff.runtime.answer_first import answer_first
 from bff.runtime.metrics import Metrics
 from bff.security import BodyLimitMiddleware, SecurityHeadersMiddleware

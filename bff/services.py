@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from bff.auth import TokenVerifier
-from bff.breakers import Breakers
 from bff.cancel_store import CancellationStore
 from bff.cancellation import CancellationService
 from bff.domain.ids import Ids
 from bff.domain.sources import SourcesFile
 from bff.events import EventHub
-from bff.gateway import Gateway
-from bff.people import People
-from bff.response_cache import ResponseCache
+from bff.readpath.breakers import Breakers
+from bff.readpath.gateway import Gateway
+from bff.readpath.people import People
+from bff.readpath.response_cache import ResponseCache
 from bff.runtime.metrics import Metrics
 from bff.settings import Settings
 from bff.store.audit import AuditLog

@@ -12,13 +12,13 @@ import structlog
 from aiodataloader import DataLoader, Loader, dispatch_queue
 from redis.exceptions import RedisError
 
-from bff.appointments import PersonLookup
 from bff.cancel_store import CancellationRecord, CancellationStore
 from bff.domain.rules import applies_to_everyone
 from bff.domain.sources import SourceConfig, SourcesFile
 from bff.domain.timez import start_of_day
-from bff.gateway import Gateway, ReadAhead, SourceOutcome
-from bff.people import People
+from bff.readpath.appointments import PersonLookup
+from bff.readpath.gateway import Gateway, ReadAhead, SourceOutcome
+from bff.readpath.people import People
 
 log = structlog.get_logger(__name__)
 SourceKey = tuple[str, str, bool]

@@ -9,7 +9,15 @@ from datetime import datetime
 import strawberry
 from graphql import FieldNode
 
-from bff.appointments import (
+from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord
+from bff.cancellation import Target
+from bff.domain import models as domain
+from bff.domain.errors import BadInput, NotFound, Unavailable
+from bff.domain.models import AppointmentStatus, SourceKind
+from bff.domain.rules import TimeFilter, applies_to, can_cancel, shows, with_cancellation
+from bff.domain.sources import SourceConfig
+from bff.domain.timez import FIRST_YEAR, LAST_YEAR, start_of_day, to_oslo
+from bff.readpath.appointments import (
     Chosen,
     Consulted,
     ListFilter,
@@ -22,15 +30,7 @@ from bff.appointments import (
     subject_for,
     visible_rows,
 )
-from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord
-from bff.cancellation import Target
-from bff.domain import models as domain
-from bff.domain.errors import BadInput, NotFound, Unavailable
-from bff.domain.models import AppointmentStatus, SourceKind
-from bff.domain.rules import TimeFilter, applies_to, can_cancel, shows, with_cancellation
-from bff.domain.sources import SourceConfig
-from bff.domain.timez import FIRST_YEAR, LAST_YEAR, start_of_day, to_oslo
-from bff.gateway import SourceState
+from bff.readpath.gateway import SourceState
 from resolvers.cancellation import CancellationRequest, cancellation_node, find_cancellation
 from resolvers.context import Info
 from resolvers.types import (

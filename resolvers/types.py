@@ -20,7 +20,7 @@ from bff.domain.models import (
     VisitKind,
 )
 from bff.domain.sources import SourceConfig
-from bff.gateway import SourceState
+from bff.readpath.gateway import SourceState
 
 if TYPE_CHECKING:
     from resolvers.cancellation import CancellationRequest

@@ -10,9 +10,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bff.domain.ids import Ids
+from bff.readpath.singleflight import SingleFlight
 from bff.runtime.metrics import Metrics
 from bff.settings import SANDBOX_ID_SECRET
-from bff.singleflight import SingleFlight
 from bff.store.cache import AppointmentCache
 
 LEASE = 5.0

@@ -13,10 +13,10 @@ import pytest
 from redis.asyncio import Redis
 
 from bff.domain.ids import Ids
+from bff.readpath.singleflight import SingleFlight
 from bff.runtime import answer_first as module
 from bff.runtime.answer_first import answer_first
 from bff.settings import SANDBOX_ID_SECRET
-from bff.singleflight import SingleFlight
 from bff.store.cache import AppointmentCache, Deferred
 from tests.bff.processes import LEASE, process, round_trips
 

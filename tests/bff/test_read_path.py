@@ -290,7 +290,7 @@ async def test_no_national_identity_number_in_logs_metrics_or_redis_keys(
 
 async def test_many_stale_entries_are_revalidated_a_few_at_a_time_and_served_meanwhile(
         sandbox: Sandbox, make_bff: Any, redis: Redis, redis_prefix: str, monkeypatch: Any) -> None:
-    from bff import gateway
+    from bff.readpath import gateway as gateway
 
     monkeypatch.setattr(gateway, "BACKGROUND_REFRESHES", 1)
     bff = await make_bff()  # its gateway takes the bound at start

@@ -80,7 +80,7 @@ async def test_an_answer_with_a_source_down_is_not_kept(bff: Bff, sandbox: Sandb
 
 
 async def test_an_answer_is_computed_again_once_it_is_max_age_old(bff: Bff, monkeypatch: Any) -> None:
-    from bff import response_cache
+    from bff.readpath import response_cache as response_cache
 
     monkeypatch.setattr(response_cache, "MAX_AGE", 0.5)
     await ask(bff, "asane")  # cold: fills the entries

@@ -24,7 +24,7 @@ from bff.domain.rules import (
 )
 from bff.domain.sources import SourceConfig, SourcesFile
 from bff.domain.timez import start_of_day
-from bff.gateway import SourceOutcome, SourceState
+from bff.readpath.gateway import SourceOutcome, SourceState
 
 DIRECTORY_DOWN_TEXT = "Personregisteret svarer ikke, så vi vet ikke om denne kilden gjelder deg."
 UNKNOWN_PERSON_TEXT = "Personen er ukjent eller har ikke lov å representeres."

@@ -28,15 +28,15 @@ from typing import Any
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from bff.breakers import Breakers, CircuitOpen
-from bff.codec import dump_entry, load_entry
 from bff.domain.models import Appointment
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import OSLO, start_of_day
+from bff.readpath.breakers import Breakers, CircuitOpen
+from bff.readpath.codec import dump_entry, load_entry
+from bff.readpath.singleflight import SingleFlight
 from bff.runtime.lru import Lru
 from bff.runtime.metrics import Metrics
 from bff.runtime.tasks import stop
-from bff.singleflight import SingleFlight
 from bff.store.cache import AppointmentCache, Deferred
 from connectors.base import AppointmentConnector, FetchResult, SourceUnavailable, UpstreamError, Window
 

@@ -9,10 +9,10 @@ import time
 
 import structlog
 
-from bff.appointments import PersonLookup
-from bff.codec import dump_person, load_person
 from bff.domain.models import PersonRecord
-from bff.singleflight import SingleFlight
+from bff.readpath.appointments import PersonLookup
+from bff.readpath.codec import dump_person, load_person
+from bff.readpath.singleflight import SingleFlight
 from bff.store.cache import AppointmentCache
 from connectors.base import PersonDirectory, UpstreamError
 
