@@ -324,7 +324,7 @@ class Bench:
         from redis.asyncio import Redis
         from websockets.asyncio.client import connect
 
-        from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord, CancellationStore, new_request_id
+        from bff.cancellation.store import ACCEPTED, PENDING, CancellationRecord, CancellationStore, new_request_id
         from bff.domain.ids import Ids
         from bff.settings import SANDBOX_ID_SECRET
 

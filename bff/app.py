@@ -43,12 +43,13 @@ from bff.auth import (
     mint_dev_token,
 )
 from bff.calendar_export import calendar_endpoint
-from bff.cancel_store import CancellationStore
-from bff.cancellation import CancellationService
+from bff.cancellation.events import EventHub
+from bff.cancellation.service import CancellationService
+from bff.cancellation.store import CancellationStore
+from bff.cancellation.worker import CancellationWorker
 from bff.domain.ids import Ids
 from bff.domain.sources import SourceConfig, SourcesFile, load_sources
 from bff.domain.timez import today
-from bff.events import EventHub
 from bff.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription
 from bff.ide import IdePage
 from bff.logs import RequestIdMiddleware
@@ -68,7 +69,6 @@ from bff.store.durability import persistence
 from bff.store.ratelimit import RateLimiter
 from bff.trusted import TrustedDocuments, operations_dir
 from bff.webhooks import webhook
-from bff.worker import CancellationWorker
 from connectors.base import AppointmentConnector, CancelConnector, ProviderClient
 from connectors.fhir import FhirCanceller, FhirConnector
 from connectors.municipal import MunicipalCanceller, MunicipalConnector

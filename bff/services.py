@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from bff.auth import TokenVerifier
-from bff.cancel_store import CancellationStore
-from bff.cancellation import CancellationService
+from bff.cancellation.events import EventHub
+from bff.cancellation.service import CancellationService
+from bff.cancellation.store import CancellationStore
 from bff.domain.ids import Ids
 from bff.domain.sources import SourcesFile
-from bff.events import EventHub
 from bff.readpath.breakers import Breakers
 from bff.readpath.gateway import Gateway
 from bff.readpath.people import People

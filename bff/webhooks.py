@@ -20,7 +20,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from bff.cancel_store import ACCEPTED, REJECTED, CancellationRecord
+from bff.cancellation.store import ACCEPTED, REJECTED, CancellationRecord
 from bff.domain.timez import now
 from bff.services import Services
 

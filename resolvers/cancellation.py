@@ -11,10 +11,10 @@ import strawberry
 import structlog
 from redis.exceptions import RedisError
 
-from bff.cancel_store import CancellationRecord
-from bff.cancellation import MESSAGES, Target
+from bff.cancellation.events import valid_cursor
+from bff.cancellation.service import MESSAGES, Target
+from bff.cancellation.store import CancellationRecord
 from bff.domain.errors import BadInput, PublicError, Unavailable
-from bff.events import valid_cursor
 from resolvers.context import Info
 from resolvers.types import Node
 

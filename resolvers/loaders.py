@@ -12,7 +12,7 @@ import structlog
 from aiodataloader import DataLoader, Loader, dispatch_queue
 from redis.exceptions import RedisError
 
-from bff.cancel_store import CancellationRecord, CancellationStore
+from bff.cancellation.store import CancellationRecord, CancellationStore
 from bff.domain.rules import applies_to_everyone
 from bff.domain.sources import SourceConfig, SourcesFile
 from bff.domain.timez import start_of_day

@@ -9,8 +9,8 @@ from datetime import datetime
 import strawberry
 from graphql import FieldNode
 
-from bff.cancel_store import ACCEPTED, PENDING, CancellationRecord
-from bff.cancellation import Target
+from bff.cancellation.service import Target
+from bff.cancellation.store import ACCEPTED, PENDING, CancellationRecord
 from bff.domain import models as domain
 from bff.domain.errors import BadInput, NotFound, Unavailable
 from bff.domain.models import AppointmentStatus, SourceKind

@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any
 
-from bff.cancel_store import ACCEPTED, REPAIR_AFTER, CancellationStore, digest
+from bff.cancellation.store import ACCEPTED, REPAIR_AFTER, CancellationStore, digest
 from bff.domain.timez import now, today
 from tests.conftest import PEOPLE, Bff, Sandbox
 from tests.resolvers.test_cancellation import CANCEL, bergen_visit, cancel, wait_for

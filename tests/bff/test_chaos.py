@@ -26,7 +26,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bff.auth import load_dev_key, mint_dev_token
-from bff.cancel_store import PENDING, CancellationStore
+from bff.cancellation.store import PENDING, CancellationStore
 from bff.domain.ids import Ids
 from bff.domain.timez import today
 from bff.sandbox.app import create_sandbox

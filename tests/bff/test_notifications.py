@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bff.cancel_store import ACCEPTED, REJECTED, CancellationRecord
-from bff.notifications import decision_notification, norwegian_date_time
+from bff.cancellation.notifications import decision_notification, norwegian_date_time
+from bff.cancellation.store import ACCEPTED, REJECTED, CancellationRecord
 
 
 def record(status: str, **kw: str | None) -> CancellationRecord:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bff.cancel_store import ACCEPTED, CancellationRecord
+from bff.cancellation.store import ACCEPTED, CancellationRecord
 from bff.domain.models import MunicipalService
 from bff.domain.timez import OSLO
 

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from bff.cancel_store import CancellationRecord, CancellationStore
+from bff.cancellation.store import CancellationRecord, CancellationStore
 from bff.runtime.tasks import Background
 
 log = structlog.get_logger(__name__)

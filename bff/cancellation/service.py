@@ -17,7 +17,8 @@ import structlog
 from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from bff.cancel_store import (
+from bff.cancellation.notifications import decision_notification
+from bff.cancellation.store import (
     ACCEPTED,
     FAILED,
     PENDING,
@@ -33,7 +34,6 @@ from bff.domain.models import Appointment
 from bff.domain.rules import cancel_refusal, settled_by_provider
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import now, today
-from bff.notifications import decision_notification
 from bff.store.cache import AppointmentCache
 from connectors.base import (
     CancelAnswer,

@@ -12,8 +12,8 @@ import time
 import structlog
 from redis.exceptions import RedisError
 
-from bff.cancel_store import CancellationStore
-from bff.cancellation import CancellationService
+from bff.cancellation.service import CancellationService
+from bff.cancellation.store import CancellationStore
 from bff.runtime.tasks import Background
 
 log = structlog.get_logger(__name__)
