@@ -26,7 +26,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bff.app import tune_gc
-from bff.auth import KeySet, TokenError, TokenVerifier, bearer_token, dev_jwks, load_dev_key
 from bff.domain.ids import Ids
 from bff.domain.models import Appointment, PersonRecord
 from bff.domain.rules import TimeFilter, applies_to, applies_to_everyone, shows, sort_key
@@ -37,6 +36,7 @@ from bff.readpath.gateway import fetch_window
 from bff.runtime.metrics import Metrics
 from bff.settings import DEV_ISSUER, Settings
 from bff.store.cache import AppointmentCache
+from bff.web.auth import KeySet, TokenError, TokenVerifier, bearer_token, dev_jwks, load_dev_key
 from connectors.base import FetchResult, ProviderClient
 from connectors.fhir import FhirConnector
 from connectors.municipal import MunicipalConnector

@@ -32,9 +32,9 @@ from typing import Any
 
 import httpx
 
-from bff.auth import load_dev_key, mint_dev_token
 from bff.sandbox.pids import synthetic_pid
 from bff.settings import DEFAULT_AUDIENCE, DEV_ISSUER
+from bff.web.auth import load_dev_key, mint_dev_token
 
 ROOT = Path(__file__).resolve().parent
 LATENCY_MS = 50.0
@@ -46,7 +46,7 @@ trusted `Appointments` document by id, as the web client does (more fields than 
 
 
 def appointments_document() -> str:
-    from bff.trusted import default_manifest_path
+    from bff.web.trusted import default_manifest_path
 
     manifest = json.loads(default_manifest_path().read_text("utf-8"))
     return "sha256:" + next(k for k, v in manifest.items() if "query Appointments" in v)

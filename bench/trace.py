@@ -79,9 +79,9 @@ def _instrument() -> None:
     """Wrap the steps named in the module's docstring, wherever they are looked up."""
     import strawberry.schema.schema as strawberry_schema
 
-    import bff.auth
     import bff.readpath.appointments
     import bff.store.cache
+    import bff.web.auth
     import connectors.base
     import connectors.fhir
     import connectors.municipal

@@ -32,7 +32,27 @@ from strawberry.http.typevars import RootValue
 from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
-from bff.auth import (
+from bff.cancellation.events import EventHub
+from bff.cancellation.service import CancellationService
+from bff.cancellation.store import CancellationStore
+from bff.cancellation.worker import CancellationWorker
+from bff.domain.ids import Ids
+from bff.domain.sources import SourceConfig, SourcesFile, load_sources
+from bff.domain.timez import today
+from bff.readpath.breakers import Breakers
+from bff.readpath.gateway import Gateway
+from bff.readpath.people import People
+from bff.readpath.response_cache import ResponseCache
+from bff.runtime.answer_first import answer_first
+from bff.runtime.metrics import Metrics
+from bff.services import Services
+from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings
+from bff.store.audit import AuditLog
+from bff.store.cache import AppointmentCache
+from bff.store.connection import open_redis
+from bff.store.durability import persistence
+from bff.store.ratelimit import RateLimiter
+from bff.web.auth import (
     KeySet,
     TokenError,
     TokenVerifier,
@@ -42,33 +62,13 @@ from bff.auth import (
     load_dev_key,
     mint_dev_token,
 )
-from bff.calendar_export import calendar_endpoint
-from bff.cancellation.events import EventHub
-from bff.cancellation.service import CancellationService
-from bff.cancellation.store import CancellationStore
-from bff.cancellation.worker import CancellationWorker
-from bff.domain.ids import Ids
-from bff.domain.sources import SourceConfig, SourcesFile, load_sources
-from bff.domain.timez import today
-from bff.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription
-from bff.ide import IdePage
-from bff.logs import RequestIdMiddleware
-from bff.readpath.breakers import Breakers
-from bff.readpath.gateway import Gateway
-from bff.readpath.people import People
-from bff.readpath.response_cache import ResponseCache
-from bff.runtime.answer_first import answer_first
-from bff.runtime.metrics import Metrics
-from bff.security import BodyLimitMiddleware, SecurityHeadersMiddleware
-from bff.services import Services
-from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings
-from bff.store.audit import AuditLog
-from bff.store.cache import AppointmentCache
-from bff.store.connection import open_redis
-from bff.store.durability import persistence
-from bff.store.ratelimit import RateLimiter
-from bff.trusted import TrustedDocuments, operations_dir
-from bff.webhooks import webhook
+from bff.web.calendar import calendar_endpoint
+from bff.web.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription
+from bff.web.ide import IdePage
+from bff.web.logs import RequestIdMiddleware
+from bff.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
+from bff.web.trusted import TrustedDocuments, operations_dir
+from bff.web.webhooks import webhook
 from connectors.base import AppointmentConnector, CancelConnector, ProviderClient
 from connectors.fhir import FhirCanceller, FhirConnector
 from connectors.municipal import MunicipalCanceller, MunicipalConnector

@@ -10,8 +10,8 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from bff.app import create_app
-from bff.logs import configure_logging
 from bff.settings import Settings
+from bff.web.logs import configure_logging
 
 
 def app() -> Starlette:

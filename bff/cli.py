@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bff.auth import load_dev_key, mint_dev_token
 from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings
+from bff.web.auth import load_dev_key, mint_dev_token
 
 
 def _token(settings: Settings, pid: str, acr: str) -> str:
@@ -23,8 +23,8 @@ def _token(settings: Settings, pid: str, acr: str) -> str:
 
 async def _serve(settings: Settings) -> None:
     from bff.app import create_app
-    from bff.logs import configure_logging
-    from bff.serving import start_server
+    from bff.web.logs import configure_logging
+    from bff.web.serving import start_server
 
     configure_logging(settings.log_level)
     variables: dict[str, str] = {}
@@ -109,7 +109,7 @@ def _cmd_token(args: argparse.Namespace) -> None:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> None:
-    from bff.trusted import build_manifest, default_manifest_path, operations_dir, render_manifest
+    from bff.web.trusted import build_manifest, default_manifest_path, operations_dir, render_manifest
 
     target = Path(args.output) if args.output else default_manifest_path()
     documents = build_manifest(Path(args.operations) if args.operations else operations_dir())
@@ -158,7 +158,7 @@ async def _watch(url: str, token: str, after: str | None) -> None:
 
 async def _sandbox_only(host: str, port: int) -> None:
     from bff.sandbox.app import create_sandbox
-    from bff.serving import start_server
+    from bff.web.serving import start_server
 
     running = await start_server(create_sandbox().app, host, port, log_level="info")
     print(f"Sandbox providers at {running.url}", flush=True)

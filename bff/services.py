@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from bff.auth import TokenVerifier
 from bff.cancellation.events import EventHub
 from bff.cancellation.service import CancellationService
 from bff.cancellation.store import CancellationStore
@@ -21,6 +20,7 @@ from bff.settings import Settings
 from bff.store.audit import AuditLog
 from bff.store.cache import AppointmentCache
 from bff.store.ratelimit import RateLimiter
+from bff.web.auth import TokenVerifier
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import strawberry
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
-from bff.auth import Viewer
 from bff.domain.timez import now, today
 from bff.services import Services
+from bff.web.auth import Viewer
 from resolvers.loaders import AppointmentsBySourceLoader, CancellationByAppointmentLoader, PersonByPidLoader
 
 ANONYMOUS = Viewer(pid="", acr="")

@@ -18,13 +18,13 @@ import pytest
 from redis.asyncio import Redis
 
 from bff.app import create_app
-from bff.auth import load_dev_key, mint_dev_token
 from bff.domain.sources import load_sources
 from bff.domain.timez import today
 from bff.sandbox.app import SandboxState, create_sandbox
 from bff.sandbox.cast import CastMember, cast
-from bff.serving import RunningServer, start_server
 from bff.settings import DEV_ISSUER, Settings
+from bff.web.auth import load_dev_key, mint_dev_token
+from bff.web.serving import RunningServer, start_server
 from tests.redis_process import RedisProcess, answers
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -29,7 +29,7 @@ from bff.domain.ids import Ids
 from bff.runtime.lru import Lru
 from bff.store.audit import AuditLog
 from bff.store.cache import AppointmentCache
-from bff.trusted import document_hash
+from bff.web.trusted import document_hash
 
 MAX_ENTRIES = 10_000
 MAX_AGE = 60.0

@@ -25,14 +25,14 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from bff.auth import load_dev_key, mint_dev_token
 from bff.cancellation.store import PENDING, CancellationStore
 from bff.domain.ids import Ids
 from bff.domain.timez import today
 from bff.sandbox.app import create_sandbox
 from bff.sandbox.cast import CastMember, add_crowd
-from bff.serving import start_server
 from bff.settings import DEV_ISSUER, SANDBOX_ID_SECRET
+from bff.web.auth import load_dev_key, mint_dev_token
+from bff.web.serving import start_server
 from tests.conftest import BERGEN_SECRET
 from tests.redis_process import RedisProcess, answers, free_port
 from tests.resolvers.test_cancellation import CANCEL

@@ -137,7 +137,7 @@ async def test_security_headers_on_every_response(bff: Bff) -> None:
 
 
 async def test_request_ids_never_look_like_a_national_identity_number(bff: Bff) -> None:
-    from bff.logs import PID_PATTERN, new_request_id
+    from bff.web.logs import PID_PATTERN, new_request_id
 
     # About one random uuid in fifty holds a run of exactly eleven digits.
     assert not [rid for rid in (new_request_id() for _ in range(3000)) if PID_PATTERN.search(rid)]

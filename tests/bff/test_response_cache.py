@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from bff.trusted import default_manifest_path
+from bff.web.trusted import default_manifest_path
 from tests.conftest import Bff, Sandbox
 from tests.resolvers.test_cancellation import cancel
 

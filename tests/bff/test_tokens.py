@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bff.serving import start_server
+from bff.web.serving import start_server
 from tests.conftest import PEOPLE, Bff
 from tests.ws_client import GraphQLWebSocket
 

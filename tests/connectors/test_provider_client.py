@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bff.serving import start_server
+from bff.web.serving import start_server
 from connectors.base import ProviderClient, SourceUnavailable, send
 from tests.redis_process import free_port
 
