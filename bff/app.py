@@ -33,6 +33,7 @@ from strawberry.types.execution import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from bff.cancellation.events import EventHub
+from bff.cancellation.inbox import Inbox
 from bff.cancellation.service import CancellationService
 from bff.cancellation.store import CancellationStore
 from bff.cancellation.worker import CancellationWorker
@@ -398,6 +399,7 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
     if catalogue.notifier is not None:
         notifier_client = await stack.enter_async_context(_client(catalogue.notifier.timeout))
         notifier = HttpNotifier(catalogue.notifier.url, notifier_client)
+    cancellations = CancellationService(store, cancellers, notifier, cache)
     responses = ResponseCache(cache, ids, trusted.documents.values())
     registry.responses_kept.set_function(lambda: len(responses))
     return Services(
@@ -405,8 +407,9 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
         gateway=Gateway(connectors, cache, breakers, registry),
         people=People(HttpPersonDirectory(catalogue.directory.url, directory_client), cache),
         verifier=_verifier(settings, directory_client), metrics=registry, breakers=breakers,
-        cancellations=CancellationService(store, cancellers, notifier, cache),
-        webhook_store=CancellationStore(webhook_redis, settings.redis_prefix, ids),
+        cancellations=cancellations,
+        inbox=Inbox(CancellationStore(webhook_redis, settings.redis_prefix, ids), cancellations,
+                    lambda source_id: registry.webhook_orphans.labels(source_id).inc()),
         events=EventHub(redis, store, settings.redis_prefix),
         audit=AuditLog(redis, settings.redis_prefix, ids),
         rate_limiter=RateLimiter(redis, settings.redis_prefix, ids, settings.rate_limit_per_minute),

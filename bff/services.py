@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from bff.cancellation.events import EventHub
+from bff.cancellation.inbox import Inbox
 from bff.cancellation.service import CancellationService
-from bff.cancellation.store import CancellationStore
 from bff.domain.ids import Ids
 from bff.domain.sources import SourcesFile
 from bff.readpath.breakers import Breakers
@@ -38,8 +38,8 @@ class Services:
     metrics: Metrics
     breakers: Breakers
     cancellations: CancellationService
-    webhook_store: CancellationStore
-    """The cancellation store on the webhooks' own Redis connections."""
+    inbox: Inbox
+    """Providers' answers, recorded on the webhooks' own Redis connections."""
     events: EventHub
     audit: AuditLog
     rate_limiter: RateLimiter

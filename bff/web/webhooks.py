@@ -9,7 +9,7 @@ refused: the provider is the truth, and a refusal would only make it send again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -20,14 +20,12 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from bff.cancellation.store import ACCEPTED, REJECTED, CancellationRecord
-from bff.domain.timez import now
-from bff.services import Services
+from bff.cancellation.inbox import Inbox, Taken
+from bff.cancellation.store import ACCEPTED, REJECTED
+from bff.domain.sources import SourcesFile
 
 log = structlog.get_logger(__name__)
 MAX_BODY = 64 * 1024
-REPLAY_WINDOW = 15 * 60
-"""Seconds a webhook-id is remembered: longer than the 5-minute tolerance either side."""
 DECISIONS = {"accepted": ACCEPTED, "rejected": REJECTED}
 MAX_REQUEST_ID = 200
 
@@ -64,8 +62,15 @@ def _decision(body: bytes) -> tuple[str, str, str | None] | None:
     return request_id, DECISIONS[status], message
 
 
+class WebhookServices(Protocol):
+    """What the endpoint uses of the running BFF's services."""
+
+    catalogue: SourcesFile
+    inbox: Inbox
+
+
 async def webhook(request: Request) -> Response:
-    services: Services = request.app.state.services
+    services: WebhookServices = request.app.state.services
     source = services.catalogue.by_id(request.path_params["source_id"])
     if source is None or not source.webhook_secret:
         return _answer(404, "unknown source")
@@ -80,43 +85,17 @@ async def webhook(request: Request) -> Response:
         Webhook(source.webhook_secret).verify(body, headers, json_parse=False)
     except (WebhookVerificationError, ValueError, TypeError, UnicodeDecodeError):
         return _answer(401, "signature not valid")
-    try:
-        return await _record(services, source.id, headers["webhook-id"], body)
-    except (RedisError, OSError) as exc:
-        log.warning("webhook.redis_failed", error=type(exc).__name__)
-        return _answer(503, "try again later")
-
-
-async def _record(services: Services, source_id: str, message_id: str, body: bytes) -> Response:
-    """Record the decision on the webhooks' own Redis connections (a burst of reads cannot
-    starve them); its follow-ups run after the answer, on the shared ones, and the worker
-    finishes what they leave undone."""
     decision = _decision(body)
     if decision is None:
         return _answer(400, "expected a cancellation.decided event with requestId, status and message")
-    request_id, status, message = decision
-    store = services.webhook_store
-    if not await store.first_delivery(source_id, message_id, REPLAY_WINDOW):
-        return _answer(200, "duplicate")
     try:
-        record = await store.get(request_id)
-        if record is None or record.source_id != source_id:
-            await store.record_orphan(source_id, request_id, status, message)
-            log.warning("webhook.unknown_request", source=source_id)
-            services.metrics.webhook_orphans.labels(source_id).inc()
-            return _answer(202, "recorded; no such request here")
-        decided = await store.decide(record, status, message, now())
-    except BaseException:
-        await store.forget_delivery(source_id, message_id)
-        raise
-    if decided is None:
-        return _answer(200, "recorded")
-    log.info("cancellation.decided", source=source_id, status=status)
-    return _answer(200, "recorded", BackgroundTask(_finish, services, decided))
-
-
-async def _finish(services: Services, record: CancellationRecord) -> None:
-    try:
-        await services.cancellations.finish(record)
+        receipt = await services.inbox.take(source.id, headers["webhook-id"], *decision)
     except (RedisError, OSError) as exc:
-        log.warning("webhook.follow_up_deferred", error=type(exc).__name__)
+        log.warning("webhook.redis_failed", error=type(exc).__name__)
+        return _answer(503, "try again later")
+    if receipt.taken is Taken.UNKNOWN_REQUEST:
+        return _answer(202, "recorded; no such request here")
+    if receipt.taken is Taken.DUPLICATE:
+        return _answer(200, "duplicate")
+    follow_up = BackgroundTask(services.inbox.follow_up, receipt.decided) if receipt.decided else None
+    return _answer(200, "recorded", follow_up)
