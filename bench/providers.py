@@ -25,9 +25,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bff.domain.timez import start_of_day, today
+from bff.domain.wire import FNR_SYSTEM
 from bff.sandbox.cast import GP_OFFICE, HAUKELAND, ST_OLAV_ORTO, UNN_CANCER
 from bff.sandbox.fhir_builder import build
-from connectors.fhir_mapping import FNR_SYSTEM
 
 PLACEHOLDER = "99999999999"
 FHIR_TENANTS = {"hv": HAUKELAND, "hn": UNN_CANCER, "hm": ST_OLAV_ORTO, "hso": HAUKELAND, "gp": GP_OFFICE}

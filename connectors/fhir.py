@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from bff.domain.models import Appointment
+from bff.domain.wire import FNR_SYSTEM
 from connectors.base import (
     CancelAnswer,
     CancelStatus,
@@ -21,7 +22,7 @@ from connectors.base import (
     read_json,
     send,
 )
-from connectors.fhir_mapping import FNR_SYSTEM, appointments_among, appointments_in
+from connectors.fhir_mapping import appointments_among, appointments_in
 from connectors.fhir_refs import iter_entries
 
 PAGE_SIZE = 100

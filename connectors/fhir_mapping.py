@@ -13,13 +13,10 @@ from typing import Any
 
 from bff.domain.models import Appointment, AppointmentKind, AppointmentStatus, CancelledBy
 from bff.domain.timez import parse_instant
+from bff.domain.wire import DNR_SYSTEM, FLAG_SYSTEM, FNR_SYSTEM, VIRTUAL_SERVICE_URL
 from connectors.fhir_refs import BundleIndex, Resolver, Resource, iter_entries
 
-FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
-DNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.2"
 PID_SYSTEMS = frozenset({FNR_SYSTEM, DNR_SYSTEM})
-FLAG_SYSTEM = "http://helsenorge.no/fhir/CodeSystem/hn-appointment-flag-code-cs"
-VIRTUAL_SERVICE_URL = "http://hl7.no/fhir/StructureDefinition/no-basis-virtual-service"
 DEPARTMENT_TYPE_CODE = "05"
 HOSPITAL_LOCATION_CODE = "HOSP"
 HOME_VISIT_TYPE = "Hjemmebesøk"

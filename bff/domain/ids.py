@@ -62,3 +62,8 @@ class Ids:
 
     def _cipher(self) -> AESSIV:
         return self._siv
+
+
+def document_hash(text: str) -> str:
+    """A GraphQL document's id (as in a trusted-documents manifest): its SHA-256."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -25,11 +25,10 @@ import orjson
 from graphql import OperationDefinitionNode, OperationType, parse
 from redis.exceptions import RedisError
 
-from bff.domain.ids import Ids
+from bff.domain.ids import Ids, document_hash
 from bff.runtime.lru import Lru
 from bff.store.audit import AuditLog
 from bff.store.cache import AppointmentCache
-from bff.web.trusted import document_hash
 
 MAX_ENTRIES = 10_000
 MAX_AGE = 60.0

@@ -15,10 +15,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from bff.domain.timez import parse_instant, today
+from bff.domain.wire import FNR_SYSTEM
 from bff.sandbox.cancellations import CancellationDesk
 from bff.sandbox.cast import World, build_world
 from bff.sandbox.faults import CallLog, Fault, FaultMiddleware
-from connectors.fhir_mapping import FNR_SYSTEM
 
 FHIR_JSON = "application/fhir+json"
 MAX_PAGE = 100

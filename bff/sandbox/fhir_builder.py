@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.fhir_mapping import FLAG_SYSTEM, FNR_SYSTEM, VIRTUAL_SERVICE_URL
+from bff.domain.wire import FLAG_SYSTEM, FNR_SYSTEM, VIRTUAL_SERVICE_URL
 
 ROLE_CODES = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 RESH_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.102"

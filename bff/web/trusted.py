@@ -7,7 +7,6 @@ error. The sandbox profile runs any query, and resolves ids the same way."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,14 +16,12 @@ from typing import Any
 
 from cross_web import HTTPException
 
+from bff.domain.ids import document_hash
+
 UNKNOWN_ID = "Unknown documentId: this server runs only documents from its trusted-documents manifest."
 UNTRUSTED = ("This server executes only trusted documents: send `documentId` (sha256 of a document in the "
              "manifest) instead of `query`.")
 MISMATCH = "`query` does not match `documentId`."
-
-
-def document_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def operations_dir() -> Path:

@@ -8,7 +8,8 @@ from typing import Any
 
 from graphql import parse, validate
 
-from bff.web.trusted import build_manifest, default_manifest_path, document_hash, operations_dir, render_manifest
+from bff.domain.ids import document_hash
+from bff.web.trusted import build_manifest, default_manifest_path, operations_dir, render_manifest
 from resolvers.schema import build_schema
 from tests.bff.test_limits import production  # noqa: F401  (fixture)
 from tests.conftest import Bff
