@@ -6,6 +6,7 @@ its own key prefix and removes its keys afterwards.
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -30,8 +31,10 @@ from tests.redis_process import RedisProcess, answers
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _test_redis_url() -> str:
-    """REDIS_URL if set; else the Redis on 6379; else a redis-server the suite starts."""
+@functools.cache
+def redis_url_for_tests() -> str:
+    """REDIS_URL if set; else the Redis on 6379; else a redis-server the suite starts —
+    found when a test first needs Redis (`pytest -m unit` needs none)."""
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"]
     if answers("127.0.0.1", 6379):
@@ -43,7 +46,11 @@ def _test_redis_url() -> str:
     return own.url
 
 
-TEST_REDIS_URL = _test_redis_url()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test not marked `unit` is an integration test."""
+    for item in items:
+        if item.get_closest_marker("unit") is None:
+            item.add_marker(pytest.mark.integration)
 
 
 @dataclass
@@ -139,7 +146,7 @@ def redis_prefix() -> str:
 
 @pytest.fixture(scope="session")
 async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(TEST_REDIS_URL)
+    client = Redis.from_url(redis_url_for_tests())
     await client.ping()
     yield client
     keys = [k async for k in client.scan_iter(match=f"{redis_prefix}:*", count=1000)]
@@ -158,7 +165,8 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 def bff_settings(tmp: Path, prefix: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"redis_url": TEST_REDIS_URL, "redis_prefix": prefix, "dev_key_file": tmp / "dev-key.pem"}
+    values: dict[str, Any] = {"redis_url": redis_url_for_tests(), "redis_prefix": prefix,
+                              "dev_key_file": tmp / "dev-key.pem"}
     return Settings(**{**values, **overrides})
 
 

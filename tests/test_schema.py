@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from resolvers.schema import build_schema
+
+pytestmark = pytest.mark.unit
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
 

@@ -14,6 +14,8 @@ from bff.sandbox.cast import build_world
 from connectors.fhir_mapping import appointments_in
 from connectors.municipal import map_visit
 
+pytestmark = pytest.mark.unit
+
 
 def every_sandbox_row() -> list[Appointment]:
     """All the sandbox's appointments and visits, mapped as the connectors map them."""

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from bff.domain.ids import Ids
 from bff.domain.sources import default_sources_text
 from bff.store.audit import AUDIT_RETENTION
-from tests.conftest import PEOPLE, TEST_REDIS_URL, Bff, Sandbox
+from tests.conftest import PEOPLE, Bff, Sandbox, redis_url_for_tests
 from tests.resolvers.queries import LIST, rows
 
 
@@ -87,7 +87,7 @@ async def production_bff(make_bff: Any, tmp_path: Path, **overrides: Any) -> Bff
     (tmp_path / "sources.toml").write_text(default_sources_text())
     bff: Bff = await make_bff(profile="production", sources=tmp_path / "sources.toml", id_secret="prod-secret",
                               oidc_issuer="https://idp.prod", oidc_jwks_file=tmp_path / "jwks.json",
-                              **{"redis_url": TEST_REDIS_URL, **overrides})
+                              **{"redis_url": redis_url_for_tests(), **overrides})
     token = jwt.encode({"pid": PEOPLE["asane"].pid, "acr": "idporten-loa-high", "iss": "https://idp.prod",
                         "aud": "timeavtaler-bff", "iat": 0, "exp": 4_000_000_000}, key, algorithm="RS256",
                        headers={"kid": "p1", "typ": "at+jwt"})
@@ -165,7 +165,7 @@ async def test_reads_and_cancellations_are_audited_with_pseudonyms(bff: Bff) -> 
     emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
     await bff.query(LIST, {"on": emma}, who="parent")
     ids = Ids(bff.settings.secret_for_ids)
-    redis = Redis.from_url(TEST_REDIS_URL)
+    redis = Redis.from_url(redis_url_for_tests())
     try:
         own = await redis.xrange(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['asane'].pid)}")
         child = await redis.xrange(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['child_small'].pid)}")

@@ -6,6 +6,8 @@ import pytest
 
 from bff.runtime.lru import Lru
 
+pytestmark = pytest.mark.unit
+
 
 def test_the_least_recently_used_entry_goes_first() -> None:
     lru: Lru[str, int] = Lru(2)

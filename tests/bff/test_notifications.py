@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bff.cancellation.notifications import decision_notification, norwegian_date_time
 from bff.cancellation.store import ACCEPTED, REJECTED, CancellationRecord
+
+pytestmark = pytest.mark.unit
 
 
 def record(status: str, **kw: str | None) -> CancellationRecord:

@@ -20,6 +20,8 @@ from bff.domain.rules import ALL_KINDS, TimeFilter, applies_to, cancel_refusal, 
 from bff.domain.sources import load_sources
 from bff.domain.timez import OSLO, start_of_day
 
+pytestmark = pytest.mark.unit
+
 CATALOGUE = load_sources(None, {"SANDBOX_URL": "http://sandbox"})
 BERGEN = CATALOGUE.by_id("bergen-kommune")
 OSLO_SOURCE = CATALOGUE.by_id("oslo-kommune")

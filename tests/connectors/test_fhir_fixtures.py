@@ -13,6 +13,8 @@ from bff.domain.models import Appointment, AppointmentKind, AppointmentStatus, C
 from connectors.fhir_mapping import appointments_in
 from tests.conftest import FIXTURES
 
+pytestmark = pytest.mark.unit
+
 ALL_FLAGS = frozenset({"canChangeAppointmentDialog", "canUseShortNotice", "canAcknowledge",
                        "canHaveAppointmentDetails", "canInitiateDialog"})
 

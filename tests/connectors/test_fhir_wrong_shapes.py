@@ -13,11 +13,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.fhir_mapping import appointments_in
 from tests.conftest import FIXTURES
+
+pytestmark = pytest.mark.unit
 
 Path = tuple[Any, ...]
 WITH_APPOINTMENTS = sorted(p.name for p in FIXTURES.glob("*.json") if p.name.startswith(("Appointment-", "Bundle-")))

@@ -10,6 +10,8 @@ import pytest
 
 from connectors.base import SourceUnavailable, read_json
 
+pytestmark = pytest.mark.unit
+
 BODY = '{"name": "Øyepoliklinikken, Haukeland", "n": 1}'
 
 

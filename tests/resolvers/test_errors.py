@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 import strawberry
 
 from bff.domain.errors import NotFound
 from resolvers.errors import PublicErrors
+
+pytestmark = pytest.mark.unit
 
 
 @strawberry.type
