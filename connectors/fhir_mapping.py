@@ -20,7 +20,6 @@ PID_SYSTEMS = frozenset({FNR_SYSTEM, DNR_SYSTEM})
 DEPARTMENT_TYPE_CODE = "05"
 HOSPITAL_LOCATION_CODE = "HOSP"
 HOME_VISIT_TYPE = "Hjemmebesøk"
-CANCEL_FLAG = "cancel"
 
 STATUS_MAP: Mapping[str, tuple[AppointmentStatus, bool]] = {
     "booked": (AppointmentStatus.BOOKED, True),

@@ -12,7 +12,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from bff.cancellation.events import valid_cursor
-from bff.cancellation.service import MESSAGES, Target
+from bff.cancellation.service import ERROR_CODES, Outcome, Problem, RequestProblem, Target
 from bff.cancellation.store import CancellationRecord
 from bff.domain.errors import BadInput, PublicError, Unavailable
 from resolvers.context import Info
@@ -86,9 +86,8 @@ class RequestCancellationInput:
 @strawberry.type(description="An expected refusal, with a stable code the client can act on.")
 class UserError:
     code: str = strawberry.field(description=(
-        "NOT_FOUND, SOURCE_CANNOT_CANCEL, NOT_CANCELLABLE, ALREADY_CANCELLED, IN_THE_PAST, "
-        "TOO_CLOSE_TO_START, REQUEST_PENDING, IDEMPOTENCY_KEY_REUSED, IN_PROGRESS, INVALID_INPUT or "
-        "TEMPORARILY_UNAVAILABLE (nothing was stored: try again with the same idempotencyKey)."))
+        f"One of {', '.join(ERROR_CODES)}. TEMPORARILY_UNAVAILABLE: nothing was stored; try again with the "
+        "same idempotencyKey."))
     message: str = strawberry.field(description="What happened, in Norwegian, for the citizen.")
 
 
@@ -98,12 +97,49 @@ class RequestCancellationPayload:
     errors: list[UserError] = strawberry.field(description="Why nothing was requested; empty on success.")
 
 
-def _refused(code: str) -> RequestCancellationPayload:
-    return RequestCancellationPayload(request=None, errors=[UserError(code=code, message=MESSAGES[code])])
+def _refused(problem: Problem, message: str | None = None) -> RequestCancellationPayload:
+    return RequestCancellationPayload(request=None, errors=[UserError(code=problem.code,
+                                                                      message=message or problem.message)])
 
 
-def _invalid(message: str) -> RequestCancellationPayload:
-    return RequestCancellationPayload(request=None, errors=[UserError(code="INVALID_INPUT", message=message)])
+def _input_problem(input: RequestCancellationInput) -> str | None:
+    key = input.idempotency_key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        return f"idempotencyKey må være 1–{MAX_KEY_LENGTH} synlige tegn."
+    if input.reason is not None and len(input.reason) > MAX_REASON_LENGTH:
+        return f"Begrunnelsen kan være på høyst {MAX_REASON_LENGTH} tegn."
+    return None
+
+
+async def _request(info: Info, appointment_id: str, key: str, reason: str | None) -> Outcome:
+    """Ask the service for the request, the appointment found under the access policy;
+    audited for the person whose appointment it is."""
+    from resolvers.query import find_target
+
+    ctx = info.context
+    owner = ctx.services.ids.decode("A", appointment_id)
+    if owner is None or len(owner) != APPOINTMENT_ID_PARTS:
+        return Outcome(problem=RequestProblem.NOT_FOUND)
+    found: list[Target] = []
+
+    async def find() -> Target | None:
+        target = await find_target(info, appointment_id)
+        if target is not None:
+            found.append(target)
+        return target
+
+    try:
+        outcome = await ctx.services.cancellations.request(ctx.viewer.pid, appointment_id, owner[2], key, reason,
+                                                           find)
+    except (RedisError, OSError, Unavailable) as exc:
+        log.warning("cancellation.not_taken", error=type(exc).__name__)
+        return Outcome(problem=RequestProblem.TEMPORARILY_UNAVAILABLE)
+    if outcome.record is not None:
+        await ctx.audit(outcome.record.subject_pid, "cancel", outcome.record.status, outcome.record.source_id)
+    elif found:
+        await ctx.audit(found[0].subject_pid, "cancel", outcome.problem.code if outcome.problem else "",
+                        found[0].source.id)
+    return outcome
 
 
 @strawberry.type(description="Change things: ask a provider to cancel an appointment.")
@@ -112,38 +148,12 @@ class Mutation:
         "Ask the provider to cancel an appointment. The request is stored before it is sent; a "
         "hospital or GP answers at once, a municipality later (see cancellationUpdates)."))
     async def request_cancellation(self, info: Info, input: RequestCancellationInput) -> RequestCancellationPayload:
-        key = input.idempotency_key.strip()
-        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            return _invalid(f"idempotencyKey må være 1–{MAX_KEY_LENGTH} synlige tegn.")
-        if input.reason is not None and len(input.reason) > MAX_REASON_LENGTH:
-            return _invalid(f"Begrunnelsen kan være på høyst {MAX_REASON_LENGTH} tegn.")
-        from resolvers.query import find_target
-
-        ctx = info.context
-        owner = ctx.services.ids.decode("A", str(input.appointment_id))
-        if owner is None or len(owner) != APPOINTMENT_ID_PARTS:
-            return _refused("NOT_FOUND")
-        found: list[Target] = []
-
-        async def find() -> Target | None:
-            target = await find_target(info, str(input.appointment_id))
-            found.extend([target] if target else [])
-            return target
-
-        try:
-            outcome = await ctx.services.cancellations.request(ctx.viewer.pid, str(input.appointment_id), owner[2],
-                                                               key, input.reason, find)
-        except (RedisError, OSError) as exc:
-            log.warning("cancellation.redis_failed", error=type(exc).__name__)
-            return _refused("TEMPORARILY_UNAVAILABLE")
-        except Unavailable:
-            return _refused("TEMPORARILY_UNAVAILABLE")
-        subject = outcome.record.subject_pid if outcome.record else found[0].subject_pid if found else None
-        if subject is not None:
-            await ctx.audit(subject, "cancel", outcome.record.status if outcome.record else outcome.code or "",
-                            outcome.record.source_id if outcome.record else found[0].source.id)
+        problem = _input_problem(input)
+        if problem is not None:
+            return _refused(RequestProblem.INVALID_INPUT, problem)
+        outcome = await _request(info, str(input.appointment_id), input.idempotency_key.strip(), input.reason)
         if outcome.record is None:
-            return _refused(outcome.code or "INVALID_INPUT")
+            return _refused(outcome.problem or RequestProblem.INVALID_INPUT)
         return RequestCancellationPayload(request=cancellation_node(info, outcome.record), errors=[])
 
 

@@ -10,13 +10,14 @@ import strawberry
 from graphql import FieldNode
 
 from bff.cancellation.service import Target
-from bff.cancellation.store import ACCEPTED, PENDING, CancellationRecord
+from bff.cancellation.store import ACCEPTED, CancellationRecord
 from bff.domain import models as domain
+from bff.domain.access import EVER, cancel_refusal, may_consult, may_see, may_see_kind
 from bff.domain.errors import BadInput, NotFound, Unavailable
 from bff.domain.models import AppointmentStatus, SourceKind
-from bff.domain.rules import TimeFilter, applies_to, can_cancel, shows, with_cancellation
+from bff.domain.rules import TimeFilter, applies_to_everyone, with_cancellation
 from bff.domain.sources import SourceConfig
-from bff.domain.timez import FIRST_YEAR, LAST_YEAR, start_of_day, to_oslo
+from bff.domain.timez import FIRST_YEAR, LAST_YEAR, to_oslo
 from bff.readpath.appointments import (
     Chosen,
     Consulted,
@@ -104,7 +105,6 @@ def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig,
                      source_node: Source | None = None) -> Appointment:
     ids = info.context.services.ids
     owner = owner or ids.pseudonym(appt.patient_pid)
-    open_request = latest is not None and latest.status in (PENDING, ACCEPTED)
     location = Location(name=appt.location_name, address=appt.location_address) \
         if appt.location_name or appt.location_address else None
     return Appointment(
@@ -113,7 +113,7 @@ def appointment_node(info: Info, appt: domain.Appointment, source: SourceConfig,
         start=appt.start, end=appt.end, title=appt.title, kind=appt.kind, service=appt.service,
         visit_kind=appt.visit_kind, organization=appt.organization, department=appt.department,
         location=location, practitioner=appt.practitioner, cancelled_by=appt.cancelled_by,
-        can_cancel=not open_request and can_cancel(source, appt, info.context.now),
+        can_cancel=cancel_refusal(source, appt, info.context.now, latest is not None and latest.open) is None,
         cancellation=cancellation_node(info, latest) if latest is not None else None,
     )
 
@@ -186,19 +186,18 @@ async def _locate(info: Info, appointment_id: str) -> tuple[
     source_id, upstream_id, owner = parts
     subject = await _owner_subject(info, owner)
     source = ctx.services.catalogue.by_id(source_id)
-    if subject is None or source is None or source.kind not in subject.kinds:
+    if subject is None or source is None or not may_see_kind(source, subject.kinds):
         return None
-    if not subject.lookup.ok:
+    if not subject.lookup.ok and not applies_to_everyone(source):
         raise Unavailable(NOT_ASKED_TEXT)
-    if not applies_to(source, subject.lookup.record):
+    record = subject.lookup.record
+    if not may_consult(source, subject.kinds, record):
         return None
     outcome = await ctx.appointments.load((source.id, subject.pid, source.capabilities.past))
     if outcome.state is SourceState.UNAVAILABLE:
         raise Unavailable(NOT_ASKED_TEXT)
-    history = TimeFilter(include_past=True)
     for appt in outcome.rows:
-        if appt.upstream_id == upstream_id and shows(source, appt, start_of_day(ctx.today)) \
-                and history.admits(source, appt, ctx.today):
+        if appt.upstream_id == upstream_id and may_see(source, appt, subject.kinds, record, EVER, ctx.today):
             latest = await ctx.cancellations.load((source.id, appt.upstream_id, subject.pid))
             return subject, source, with_cancellation(appt, latest is not None and latest.status == ACCEPTED), latest
     return None
@@ -217,7 +216,10 @@ async def find_appointment(info: Info, appointment_id: str) -> Appointment | Non
 async def find_target(info: Info, appointment_id: str) -> Target | None:
     """The appointment a cancellation is asked for, under the same rules as reading it."""
     found = await _locate(info, appointment_id)
-    return Target(found[0].pid, found[1], found[2]) if found is not None else None
+    if found is None:
+        return None
+    subject, source, appt, latest = found
+    return Target(subject.pid, source, appt, latest is not None and latest.open)
 
 
 async def _owner_subject(info: Info, owner: str) -> Subject | None:
@@ -269,7 +271,7 @@ class Query:
             ahead.release_unused()
         latest = await _latest_requests(info, consulted, subject.pid)
         accepted = {key for key, record in latest.items() if record is not None and record.status == ACCEPTED}
-        rows = visible_rows(overlay_accepted(consulted, accepted), wanted, ctx.today)
+        rows = visible_rows(subject, overlay_accepted(consulted, accepted), wanted, ctx.today)
         page, more = page_after(rows, position, first)
         patient = _patient(info, subject)
         sources = {c.source.id: c.source for c in consulted}

@@ -10,6 +10,7 @@ invalidated; the worker finishes any of these a crash left undone.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -30,8 +31,9 @@ from bff.cancellation.store import (
     digest,
     new_request_id,
 )
+from bff.domain.access import CancelRefusal, cancel_refusal
 from bff.domain.models import Appointment
-from bff.domain.rules import cancel_refusal, settled_by_provider
+from bff.domain.rules import settled_by_provider
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import now, today
 from bff.store.cache import AppointmentCache
@@ -53,40 +55,47 @@ NOTIFY_LEASE_MS = 30_000
 REFUSED_TEXT = "Tilbyderen tok ikke imot avbestillingen."
 STATUS_OF = {CancelStatus.ACCEPTED: ACCEPTED, CancelStatus.REJECTED: REJECTED}
 
-MESSAGES = {
-    "NOT_FOUND": "Fant ikke avtalen.",
-    "SOURCE_CANNOT_CANCEL": "Denne tilbyderen tar ikke imot avbestillinger her ennå.",
-    "NOT_CANCELLABLE": "Denne avtalen kan ikke avbestilles her. Kontakt tilbyderen.",
-    "ALREADY_CANCELLED": "Avtalen er allerede avlyst.",
-    "IN_THE_PAST": "Avtalen har allerede startet eller er forbi.",
-    "TOO_CLOSE_TO_START": "Det er for kort tid til avtalen til å avbestille her. Kontakt tilbyderen.",
-    "REQUEST_PENDING": "Det er allerede sendt en avbestilling som venter på svar.",
-    "IDEMPOTENCY_KEY_REUSED": "Denne idempotensnøkkelen er brukt for en annen forespørsel.",
-    "IN_PROGRESS": "Forespørselen med denne nøkkelen behandles fortsatt. Prøv igjen om litt.",
-    "INVALID_INPUT": "Ugyldig forespørsel.",
-    "TEMPORARILY_UNAVAILABLE": "Vi får ikke registrert avbestillingen akkurat nå. Prøv igjen om litt.",
-}
+class RequestProblem(enum.Enum):
+    """Why a mutation made no request, other than the access policy refusing it
+    (`CancelRefusal`): the code (its name) and the message for the citizen (its value)."""
+
+    NOT_FOUND = "Fant ikke avtalen."
+    IDEMPOTENCY_KEY_REUSED = "Denne idempotensnøkkelen er brukt for en annen forespørsel."
+    IN_PROGRESS = "Forespørselen med denne nøkkelen behandles fortsatt. Prøv igjen om litt."
+    INVALID_INPUT = "Ugyldig forespørsel."
+    TEMPORARILY_UNAVAILABLE = "Vi får ikke registrert avbestillingen akkurat nå. Prøv igjen om litt."
+
+    @property
+    def code(self) -> str:
+        return self.name
+
+    @property
+    def message(self) -> str:
+        return str(self.value)
+
+
+Problem = CancelRefusal | RequestProblem
+ERROR_CODES = (*[r.code for r in CancelRefusal], *[p.code for p in RequestProblem])
+"""Every code a cancellation mutation may answer with."""
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The appointment to cancel, as the viewer may see it."""
+    """The appointment to cancel, as the viewer may see it, and whether a request for it is
+    open (pending or accepted)."""
 
     subject_pid: str
     source: SourceConfig
     appointment: Appointment
+    open_request: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The mutation's answer: a request, or a refusal with a stable code."""
+    """The mutation's answer: a request, or why there is none."""
 
     record: CancellationRecord | None = None
-    code: str | None = None
-
-    @property
-    def message(self) -> str | None:
-        return MESSAGES.get(self.code) if self.code else None
+    problem: Problem | None = None
 
 
 class CancellationService:
@@ -115,15 +124,15 @@ class CancellationService:
                 return replayed
         target = await find()
         if target is None:
-            return Outcome(code="NOT_FOUND")
-        refusal = cancel_refusal(target.source, target.appointment, now())
+            return Outcome(problem=RequestProblem.NOT_FOUND)
+        refusal = cancel_refusal(target.source, target.appointment, now(), target.open_request)
         if refusal is not None:
             # The same key may have made the request meanwhile (elsewhere), and its effect
             # (the appointment cancelled) be what is refused here: that key gets its request.
             existing = await self._store.peek_idempotency(actor_pid, subject_pseudonym, key)
             replayed = await self._replay(actor_pid, subject_pseudonym, key, existing, fingerprint) \
                 if existing is not None else None
-            return replayed or Outcome(code=refusal)
+            return replayed or Outcome(problem=refusal)
         record = _new_record(actor_pid, target, reason, self._store.bucket(target.subject_pid))
         for _ in range(CREATE_TRIES):
             created = await self._store.create(record, key, fingerprint)
@@ -135,20 +144,20 @@ class CancellationService:
                 if replayed is not None:
                     return replayed
             elif not await self._repaired_slot(record, created):
-                return Outcome(code="REQUEST_PENDING")
-        return Outcome(code="IN_PROGRESS")
+                return Outcome(problem=CancelRefusal.REQUEST_PENDING)
+        return Outcome(problem=RequestProblem.IN_PROGRESS)
 
     async def _replay(self, actor_pid: str, subject_pseudonym: str, key: str, existing: Created,
                       fingerprint: str) -> Outcome | None:
         """The answer for a key used before; None when the key pointed at no request and
         was repaired (the caller then makes the request)."""
         if existing.fingerprint() != fingerprint:
-            return Outcome(code="IDEMPOTENCY_KEY_REUSED")
+            return Outcome(problem=RequestProblem.IDEMPOTENCY_KEY_REUSED)
         record = await self._store.get(existing.request_id)
         if record is not None:
             return Outcome(record=record)
         if not existing.older_than(REPAIR_AFTER):
-            return Outcome(code="IN_PROGRESS")
+            return Outcome(problem=RequestProblem.IN_PROGRESS)
         await self._store.repair_idempotency(actor_pid, subject_pseudonym, key, existing)
         return None
 

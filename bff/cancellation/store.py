@@ -125,6 +125,11 @@ class CancellationRecord:
     def decided(self) -> bool:
         return self.status != PENDING
 
+    @property
+    def open(self) -> bool:
+        """Pending or accepted: no second request for the appointment may be made."""
+        return self.status in (PENDING, ACCEPTED)
+
     def requested(self) -> datetime:
         return datetime.fromisoformat(self.requested_at)
 

@@ -1,5 +1,6 @@
 """Business rules, as plain functions: which sources apply to a person, what each source
-shows, who may see whose appointments, and when an appointment may be cancelled."""
+shows, what a representative may see, the client's window, and the list's order. The
+access policy (`bff.domain.access`) combines them into who may see and cancel what."""
 
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ from bff.domain.timez import age_on, start_of_day
 ALL_KINDS = frozenset(SourceKind)
 CHILD_FULL_ACCESS_BELOW = 12
 CHILD_PARTIAL_ACCESS_BELOW = 16
-CANCELLABLE_STATUSES = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.ASSIGNED})
-CANCEL_FLAG = "cancel"
 
 
 def applies_to_everyone(source: SourceConfig) -> bool:
@@ -99,29 +98,6 @@ def representation_kinds(rep: Representation, subject: PersonRecord | None, view
     if age < CHILD_PARTIAL_ACCESS_BELOW:
         return frozenset({SourceKind.GP, SourceKind.MUNICIPALITY})
     return frozenset()
-
-
-def can_cancel(source: SourceConfig, appt: Appointment, now: datetime) -> bool:
-    """A provider allows cancelling: the source can, the row's flags (if any) include
-    `cancel`, it is still booked, and it starts after the source's notice period."""
-    return cancel_refusal(source, appt, now) is None
-
-
-def cancel_refusal(source: SourceConfig, appt: Appointment, now: datetime) -> str | None:
-    """Why an appointment cannot be cancelled (a stable code), or None when it can."""
-    if not source.capabilities.cancel:
-        return "SOURCE_CANNOT_CANCEL"
-    if appt.flags and CANCEL_FLAG not in appt.flags:
-        return "NOT_CANCELLABLE"
-    if appt.status is AppointmentStatus.CANCELLED:
-        return "ALREADY_CANCELLED"
-    if appt.status not in CANCELLABLE_STATUSES:
-        return "NOT_CANCELLABLE"
-    if appt.start <= now:
-        return "IN_THE_PAST"
-    if appt.start - now < timedelta(hours=source.cancel_notice_hours):
-        return "TOO_CLOSE_TO_START"
-    return None
 
 
 def sort_key(appt: Appointment) -> tuple[datetime, str, str]:

@@ -9,21 +9,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
+from bff.domain.access import may_consult, may_see, may_see_kind
 from bff.domain.errors import NotFound, Unavailable
 from bff.domain.ids import Ids
 from bff.domain.models import Appointment, AppointmentStatus, PersonRecord, Representation, SourceKind
 from bff.domain.rules import (
     ALL_KINDS,
     TimeFilter,
-    applies_to,
     applies_to_everyone,
     representation_kinds,
-    shows,
     sort_key,
     with_cancellation,
 )
 from bff.domain.sources import SourceConfig, SourcesFile
-from bff.domain.timez import start_of_day
 from bff.readpath.gateway import SourceOutcome, SourceState
 
 DIRECTORY_DOWN_TEXT = "Personregisteret svarer ikke, så vi vet ikke om denne kilden gjelder deg."
@@ -121,11 +119,11 @@ def choose(subject: Subject, catalogue: SourcesFile, wanted: ListFilter) -> Chos
     hospitals can be told to apply; the others are reported as unknown, not asked."""
     chosen: Chosen = []
     for source in catalogue.sources:
-        if source.kind not in subject.kinds or not wanted.consults(source):
+        if not may_see_kind(source, subject.kinds) or not wanted.consults(source):
             continue
         if not applies_to_everyone(source) and not subject.lookup.ok:
             chosen.append((source, SourceOutcome(source.id, SourceState.UNAVAILABLE, message=DIRECTORY_DOWN_TEXT)))
-        elif applies_to(source, subject.lookup.record):
+        elif may_consult(source, subject.kinds, subject.lookup.record):
             chosen.append((source, None))
     return chosen
 
@@ -137,14 +135,14 @@ async def consult(subject: Subject, chosen: Chosen, wanted: ListFilter, load_sou
     return [Consulted(s, o if o is not None else next(answers)) for s, o in chosen]
 
 
-def visible_rows(consulted: Sequence[Consulted], wanted: ListFilter, today: date) -> list[Appointment]:
+def visible_rows(subject: Subject, consulted: Sequence[Consulted], wanted: ListFilter,
+                 today: date) -> list[Appointment]:
     """The rows to show, in the list's order."""
-    today_start = start_of_day(today)
     rows = [
         appt
         for c in consulted
         for appt in c.outcome.rows
-        if shows(c.source, appt, today_start) and wanted.time.admits(c.source, appt, today)
+        if may_see(c.source, appt, subject.kinds, subject.lookup.record, wanted.time, today)
         and (wanted.statuses is None or appt.status in wanted.statuses)
     ]
     return sorted(rows, key=sort_key)

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from bff.domain.access import CancelRefusal, cancel_refusal
 from bff.domain.models import (
     Appointment,
     AppointmentStatus,
@@ -16,7 +17,7 @@ from bff.domain.models import (
     SourceKind,
     VisitKind,
 )
-from bff.domain.rules import ALL_KINDS, TimeFilter, applies_to, cancel_refusal, representation_kinds, shows
+from bff.domain.rules import ALL_KINDS, TimeFilter, applies_to, representation_kinds, shows
 from bff.domain.sources import load_sources
 from bff.domain.timez import OSLO, start_of_day
 
@@ -111,6 +112,7 @@ def test_time_filter_never_widens_and_include_past_only_for_sources_with_history
     ("tomorrow-morning", "TOO_CLOSE_TO_START"),
     ("flags-without-cancel", "NOT_CANCELLABLE"),
     ("flags-with-cancel", None),
+    ("open-request", "REQUEST_PENDING"),
 ])
 def test_cancel_refusals(case: str, code: str | None) -> None:
     start = NOW + timedelta(days=5)
@@ -128,9 +130,11 @@ def test_cancel_refusals(case: str, code: str | None) -> None:
     elif case == "flags-with-cancel":
         flags = frozenset({"canAcknowledge", "cancel"})
     appt = visit(VisitKind.REGULAR, status, start, flags=flags)
-    assert cancel_refusal(BERGEN, appt, NOW) == code
+    refusal = cancel_refusal(BERGEN, appt, NOW, open_request=case == "open-request")
+    assert (refusal.code if refusal else None) == code
+    assert refusal is None or refusal.message  # every refusal tells the citizen why, in Norwegian
 
 
 def test_a_source_without_cancel_capability_refuses_first() -> None:
     appt = visit(VisitKind.REGULAR, AppointmentStatus.BOOKED, NOW + timedelta(days=5))
-    assert cancel_refusal(OSLO_SOURCE, appt, NOW) == "SOURCE_CANNOT_CANCEL"
+    assert cancel_refusal(OSLO_SOURCE, appt, NOW, open_request=True) is CancelRefusal.SOURCE_CANNOT_CANCEL
