@@ -325,8 +325,8 @@ def tune_gc() -> None:
     """Collect once, then move everything startup made (schema, sources, pools: ~100,000
     objects) out of the collector's reach, and collect the young generation less often.
     A cold list allocates a few hundred thousand short-lived containers (decoded FHIR);
-    with the defaults the collector ran ~150 times per request and spent about 9 ms of
-    each walking long-lived objects (README, Benchmark). For a process that serves only
+    with the defaults the collector runs many times per request, walking long-lived
+    objects each time (bench/results/NOTES.md). For a process that serves only
     this app (`bff serve`, `bff.asgi`); tests running many apps in one process keep the
     defaults, since frozen objects are never reclaimed."""
     gc.collect()

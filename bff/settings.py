@@ -32,7 +32,7 @@ class Profile(enum.Enum):
 
 
 class Settings(BaseSettings):
-    """Every setting the BFF reads; see README's configuration reference."""
+    """Every setting the BFF reads; see docs/configuration.md."""
 
     model_config = SettingsConfigDict(env_prefix="BFF_", frozen=True, extra="ignore")
 

@@ -66,8 +66,8 @@ def read_json(source: str, response: httpx.Response) -> Any:
     """Decode a JSON body, treating an unreadable one as the source being unavailable.
 
     orjson, not `response.json()`: a person's FHIR searches are a few hundred kB, and the
-    standard library's decoder was the largest single cost of a cold list (see README,
-    Benchmark). JSON is UTF-8 (RFC 8259; FHIR requires it); a leading byte order mark is
+    standard library's decoder is the largest single cost of a cold list with it
+    (bench/results/NOTES.md). JSON is UTF-8 (RFC 8259; FHIR requires it); a leading byte order mark is
     allowed, and a body labelled with another charset is decoded as labelled (an unknown
     label as UTF-8)."""
     body = response.content
@@ -101,8 +101,8 @@ class ProviderClient(httpx.AsyncClient):
 
     The connectors speak httpx (requests, responses, timeouts, errors); the bytes go
     through aiohttp's transport (httpx-aiohttp), whose C parser and lighter connection
-    pool cost about a third of the CPU of httpx's own stack for a person's five FHIR
-    searches (README, Benchmark).
+    pool cost a fraction of the CPU of httpx's own stack for a person's FHIR searches
+    (bench/results/NOTES.md).
 
     One client serves every citizen's requests to a provider, so a cookie a provider
     sets while answering for one person (a gateway's session or affinity cookie, say)

@@ -64,7 +64,7 @@ def map_appointment(
     Raises `Unreadable` when a required element is missing or malformed. Each participant
     and each supportingInformation reference is resolved once, and each Location's kind
     (hospital or unit) is decided once: a person's list maps a few hundred of these per
-    request (see README, Benchmark).
+    request.
     """
     status_code = resource.get("status")
     if not isinstance(status_code, str) or status_code not in STATUS_MAP:

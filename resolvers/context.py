@@ -61,8 +61,8 @@ class Context:
     def release(self) -> None:
         """Forget what this request's loaders hold, once its answer is made. graphql-core's
         executor is part of a reference cycle that holds the context, so without this a
-        list's rows, provider answers and all stayed alive until the garbage collector ran
-        — about a millisecond of collection per cold list (README, Benchmark)."""
+        list's rows, provider answers and all stay alive until the garbage collector runs
+        (bench/results/NOTES.md)."""
         for loader in (self.persons, self.appointments, self.cancellations):
             loader.clear_all()
 

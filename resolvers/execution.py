@@ -4,8 +4,8 @@ A list page is mostly such fields (an appointment's title, start, status, locati
 name, ...: some 700 in a cold list of 50). graphql-core executes each one in full — it
 builds a path and a resolve-info object, calls Strawberry's wrapper, which calls the
 default resolver, checks whether the result is awaitable, then walks `complete_value`
-down to the scalar — which was about a sixth of the CPU of a cold list (README,
-Benchmark).
+down to the scalar — a large share of a cold list's CPU (measured in
+bench/results/NOTES.md).
 
 `LeanExecutionContext` answers, in one loop per object, the fields Strawberry marks as
 basic (no resolver, no field extensions, no arguments) whose type is a scalar or an enum,

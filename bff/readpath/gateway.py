@@ -53,7 +53,7 @@ BACKGROUND_REFRESHES = 4
 """Revalidations one process runs at a time. Stale entries are served meanwhile, so the
 rest wait their turn rather than take the CPU from requests being answered: when many
 entries go stale together (after a deploy, or a morning's first minute) an unbounded
-burst made warm answers take a second (README, Benchmark)."""
+burst would make warm answers wait for the refreshes (bench/results/NOTES.md)."""
 
 UNAVAILABLE_TEXT = "Kilden svarte ikke, prøv igjen senere."
 TIMEOUT_TEXT = "Kilden svarte ikke i tide."

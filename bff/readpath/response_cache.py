@@ -1,6 +1,6 @@
 """Answers to trusted query documents, reused while nothing they are built from changed.
 
-A warm list spends half its CPU in GraphQL field execution (see README's benchmark). For
+A warm list spends much of its CPU in GraphQL field execution (bench/results/NOTES.md). For
 the web client's own query documents (the trusted-documents manifest), an answer is kept
 in process memory under: the document, its variables, the viewer, every person the
 variables name (a represented person, an appointment's owner), each of those persons'

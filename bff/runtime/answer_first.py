@@ -2,10 +2,10 @@
 is sent.
 
 A cold list's last provider answers, on a busy event loop, while the others are still
-being read; every cache write started then (a Redis round trip each, ~0.4 ms of client
-CPU on the bench machine) stood between the last answer and the response. Inside
-`answer_first()` such work is queued and started once the response has been sent, all of
-it together, so a list's seven writes leave as one pipeline (README, Benchmark).
+being read; every cache write started then (a Redis round trip each) would stand between
+the last answer and the response. Inside `answer_first()` such work is queued and started
+once the response has been sent, all of it together, so a list's writes leave as one
+pipeline.
 
 Nobody waits longer for it than `MAX_DELAY`:
 - this process reads entries written behind from memory until they are in Redis

@@ -23,7 +23,7 @@ redis.call('xadd', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(ARGV, 3))
 redis.call('expire', KEYS[1], ARGV[2])
 """
 """Append an entry (dropping those older than the retention) and keep the stream as long:
-one command, so one light round trip (README, Benchmark)."""
+one command, so one light round trip."""
 
 
 class AuditLog:

@@ -71,8 +71,8 @@ return 1
 to renew, then the leases to release (if the token ARGV[1] still holds them); ARGV: the
 token, the number of entries and of generations, each entry's value and TTL, each
 generation's new token, the generations' TTL. In this order: a process that sees a new
-generation or a released lease finds the entry written. (A command costs redis-py
-~80 µs of CPU; a list's seven writes were 21.)"""
+generation or a released lease finds the entry written. One command, because each
+command costs redis-py client CPU."""
 APPEND_IF_CURRENT_SCRIPT = """
 local n = tonumber(ARGV[1])
 for i = 1, n do
@@ -200,7 +200,7 @@ class AppointmentCache:
         """Run the commands `build` adds, in the pipeline that leaves once the event loop
         has run everything now ready: operations that tasks start together (a request's
         six sources reading, then leasing, their entries) share one round trip. A round
-        trip costs the client more CPU than the commands in it (README, Benchmark)."""
+        trip costs the client more CPU than the commands in it."""
         future = self._enqueue()
         self._queue.append((build, future))
         return await future
@@ -227,8 +227,8 @@ class AppointmentCache:
     async def _execute_queued(self) -> None:
         """Send what is queued once this task runs — a loop turn after `_flush`, so what
         tasks queued in that turn goes too. A request's person lookup queues its read one
-        turn after its read-ahead (the DataLoader's dispatch is a turn later), and the two
-        used to leave as two round trips."""
+        turn after its read-ahead (the DataLoader's dispatch is a turn later): waiting a
+        turn lets the two leave in one round trip."""
         batch, self._queue = self._queue, []
         reads, self._reads = self._reads, []
         writes, self._writes = self._writes, []
@@ -305,7 +305,7 @@ class AppointmentCache:
     async def _command(self, script: str | None, keys: list[str], argv: list[Any]) -> Any:
         """One command on its own: no pipeline to build, and a script by its SHA1 (redis-py's
         registered script loads it when Redis does not know it yet). A pipeline of one costs
-        the client about a quarter more CPU (README, Benchmark)."""
+        the client more CPU (bench/results/NOTES.md)."""
         if script is None:
             return await self._redis.mget(keys)
         return await self._scripts[script](keys=keys, args=argv)
@@ -505,8 +505,7 @@ class AppointmentCache:
 
 class Deferred:
     """An entry's bytes, made when first needed. A provider's answer written behind is
-    encoded after the answer is sent, not between the provider's reply and the response
-    (README, Benchmark)."""
+    encoded after the answer is sent, not between the provider's reply and the response."""
 
     __slots__ = ("_made", "_make")
 
