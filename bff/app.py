@@ -190,7 +190,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         services: Services = request.app.state.services
         viewer: Viewer = request.scope.get("state", {}).get("viewer", ANONYMOUS)
-        return Context(request=request, services=services, viewer=viewer)
+        return Context(services=services, viewer=viewer)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate a WebSocket in `connection_init`: `{"Authorization": "Bearer …"}`

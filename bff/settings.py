@@ -8,9 +8,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bff.readpath import breakers
+
 DEFAULT_REQUEST_DEADLINE = 4.0
-DEFAULT_BREAKER_THRESHOLD = 5
-DEFAULT_BREAKER_COOLDOWN = 30.0
 DEFAULT_RATE_LIMIT = 120
 """Requests per person per minute; 0 turns the limit off."""
 DEFAULT_MAX_BODY = 64 * 1024
@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     oidc_audience: str = DEFAULT_AUDIENCE
     dev_key_file: Path = Field(default_factory=lambda: Path.home() / ".cache" / "timeavtaler-bff" / DEV_KEY_NAME)
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
-    breaker_threshold: int = DEFAULT_BREAKER_THRESHOLD
-    breaker_cooldown: float = DEFAULT_BREAKER_COOLDOWN
+    breaker_threshold: int = breakers.DEFAULT_THRESHOLD
+    breaker_cooldown: float = breakers.DEFAULT_COOLDOWN
     oidc_require_at_jwt: bool = False
     trusted_documents: Path | None = None
     trusted_documents_only: bool | None = None

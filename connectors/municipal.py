@@ -101,7 +101,6 @@ def map_visit(visit: Mapping[str, Any], pid: str, source_id: str, organization: 
         title=SERVICE_TITLES.get(service_code, service_code),
         kind=AppointmentKind.HOME_VISIT,
         service=MUNICIPAL_SERVICE_CODES.get(service_code),
-        raw_service=service_code,
         visit_kind=visit_kind,
         organization=organization,
         department=str(district) if district else None,

@@ -52,7 +52,6 @@ def parse_person(body: Any, pid: str) -> PersonRecord:
         municipality=address.get("municipality"),
         district=address.get("district"),
         gp_her_id=str(gp["herId"]) if gp.get("herId") else None,
-        gp_name=gp.get("name"),
         may_act_for=tuple(
             Representation(
                 pid=str(r["pid"]),

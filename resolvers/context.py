@@ -8,8 +8,6 @@ from datetime import date, datetime
 from typing import Any
 
 import strawberry
-from starlette.requests import Request
-from starlette.websockets import WebSocket
 
 from bff.domain.timez import now, today
 from bff.services import Services
@@ -27,7 +25,6 @@ class Context:
     `connection_init` carries a valid token, and `renew()` gives each subscription event
     fresh loaders and a fresh deadline."""
 
-    request: Request | WebSocket
     services: Services
     viewer: Viewer
     now: datetime = field(init=False)

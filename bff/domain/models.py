@@ -103,7 +103,6 @@ class Appointment:
     flags: frozenset[str] = field(default_factory=frozenset)
     department_keys: frozenset[str] = field(default_factory=frozenset)
     """Identifiers and names of the department and locations, for department allow-lists."""
-    raw_service: str | None = None
     """The upstream's own service code (municipal), for service allow-lists."""
     cancelled: bool = False
     """True when the upstream marks the appointment cancelled (kept apart from status for
@@ -131,5 +130,4 @@ class PersonRecord:
     municipality: str | None
     district: str | None
     gp_her_id: str | None
-    gp_name: str | None
     may_act_for: tuple[Representation, ...] = ()

@@ -22,11 +22,11 @@ from bff.domain.models import (
 )
 from bff.domain.timez import to_oslo
 
-ENTRY_FORMAT = 2
+ENTRY_FORMAT = 3
 """Version of the appointment entry layout; an entry of another version reads as a miss."""
 ROW_FIELDS = ("source_id", "upstream_id", "status", "start", "end", "confirmed", "title", "kind", "service",
               "visit_kind", "organization", "department", "location_name", "location_address", "practitioner",
-              "cancelled_by", "flags", "department_keys", "raw_service", "cancelled")
+              "cancelled_by", "flags", "department_keys", "cancelled")
 """A row is these fields as a JSON array, in this order: no `patient_pid` (the key names the
 owner), and no per-row Python work beyond one attribute getter (orjson writes the enums and
 date-times itself), since a cold list writes a few hundred rows."""
@@ -45,7 +45,7 @@ def _appointment(r: list[Any], pid: str) -> Appointment:
 
     (source_id, upstream_id, status, start, end, confirmed, title, kind, service, visit_kind, organization,
      department, location_name, location_address, practitioner, cancelled_by, flags, department_keys,
-     raw_service, cancelled) = r
+     cancelled) = r
     return Appointment(
         source_id=source_id, upstream_id=upstream_id, patient_pid=pid, status=AppointmentStatus(status),
         start=to_oslo(datetime.fromisoformat(start)), end=to_oslo(datetime.fromisoformat(end)) if end else None,
@@ -53,7 +53,7 @@ def _appointment(r: list[Any], pid: str) -> Appointment:
         visit_kind=opt(visit_kind, VisitKind), organization=organization, department=department,
         location_name=location_name, location_address=location_address, practitioner=practitioner,
         cancelled_by=opt(cancelled_by, CancelledBy), flags=frozenset(flags), department_keys=frozenset(department_keys),
-        raw_service=raw_service, cancelled=cancelled,
+        cancelled=cancelled,
     )
 
 
@@ -97,7 +97,7 @@ def load_person(data: bytes, pid: str) -> tuple[PersonRecord | None, float]:
                                     basis=RepresentationBasis(r["basis"])) for r in raw["may_act_for"])
         return PersonRecord(pid=pid, name=raw["name"], birth_date=_date(raw["birth_date"]),
                             confidential=raw["confidential"], municipality=raw["municipality"],
-                            district=raw["district"], gp_her_id=raw["gp_her_id"], gp_name=raw["gp_name"],
+                            district=raw["district"], gp_her_id=raw["gp_her_id"],
                             may_act_for=reps), at
     except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
         raise ValueError("person entry cannot be read") from exc

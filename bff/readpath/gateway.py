@@ -138,7 +138,7 @@ class ReadAhead:
             unused = [key for key, (_, leased) in found.items() if leased]
             for key in unused:
                 found[key] = (found[key][0], False)  # a later `take` must not count on it
-            self._gateway.release_behind(unused)
+            self._gateway._cache.release_behind(unused)
 
         if task.done():
             release(task)
@@ -192,9 +192,6 @@ class Gateway:
         task.add_done_callback(self._background.discard)
         task.add_done_callback(_settle_started)
         return task
-
-    def release_behind(self, keys: list[str]) -> None:
-        self._cache.release_behind(keys)
 
     def _key(self, source: SourceConfig, history: bool, today: date, pid: str) -> str:
         return self._cache.key(source.id, "history" if history else "future", today, pid)

@@ -110,7 +110,7 @@ class AppointmentCache:
         self._down_until = 0.0
         self._token = secrets.token_hex(8)
         self._held: set[str] = set()
-        """Entry keys whose fetch lease this process holds (released once, see `put_many`)."""
+        """Entry keys whose fetch lease this process holds (released once, see `write_behind`)."""
         self._queue: list[tuple[Callable[[Pipeline], None], asyncio.Future[list[Any]]]] = []
         self._writes: list[tuple[dict[str, bytes], int, list[str], list[str], asyncio.Future[list[Any]]]] = []
         """Entry writes waiting for the next pipeline (entries, TTL, persons whose generation
@@ -335,7 +335,7 @@ class AppointmentCache:
 
     async def read_or_lease(self, keys: list[str], lease: float | list[float]) -> tuple[list[bytes | None], set[str]]:
         """Each key's entry, and the fetch lease of each key without one, where it is free
-        (held leases are released by `put_many`, `release_many` or `release_behind`);
+        (held leases are released by `write_behind`, `release_many` or `release_behind`);
         `lease` is in seconds, one for all keys or one per key. Without Redis: no entries
         and no leases — the caller then goes the way of `lock_many`."""
         seconds = dict(zip(keys, lease if isinstance(lease, list) else [lease] * len(keys), strict=True))
@@ -358,18 +358,12 @@ class AppointmentCache:
         held = {key: self._unwritten[key] for key in keys if key in self._unwritten}
         return held, [key for key in keys if key not in held]
 
-    async def put_many(self, items: dict[str, bytes], ttl: int, changed: Iterable[str] = ()) -> None:
-        """Write entries; the persons in `changed` get a new generation, and the leases this
-        process holds on the entries are released, in the same round trip (after the
-        writes, so a process waiting on a lease finds the entry when the lease is gone).
-        When the write fails the leases are left to expire: Redis is failing then."""
-        if items:
-            await self._write(items, ttl, list(changed), self._hand_over(items.keys()))
-
     def write_behind(self, items: Mapping[str, bytes | Deferred], ttl: int, changed: Iterable[str] = ()) -> None:
-        """`put_many` without waiting for it: a provider's answer is used at once, and its
-        entry is written once the answer is sent (`answer_first`) — and encoded then, when
-        given as `Deferred`. Until written, this process reads the entries from memory;
+        """Write entries — the persons in `changed` get a new generation, and the leases this
+        process holds on the entries are released, in the same round trip (after the writes,
+        so a process waiting on a lease finds the entry when the lease is gone) — once the
+        answer is sent (`answer_first`), encoding them then when given as `Deferred`. A
+        provider's answer is used at once. Until written, this process reads the entries from memory;
         other processes keep waiting on the leases, which the write releases. `aclose`
         waits for writes under way."""
         if not items:

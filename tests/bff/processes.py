@@ -23,6 +23,13 @@ def process(redis: Redis, prefix: str) -> tuple[AppointmentCache, SingleFlight[s
     return cache, SingleFlight(cache, lambda item, raw: raw.decode() if raw else None, lambda kind: f"failed:{kind}")
 
 
+async def written(cache: AppointmentCache, items: dict[str, bytes], ttl: int = 60) -> None:
+    """Write entries as a provider's answer is written (behind, releasing this process's
+    leases on them in the same round trip), and wait until they are in Redis."""
+    cache.write_behind(items, ttl)
+    await cache.settled()
+
+
 @contextlib.contextmanager
 def round_trips(redis: Redis, sent: list[list[str]] | None = None) -> Iterator[list[int]]:
     """Within the block, the number of commands of each round trip the client makes — a

@@ -34,7 +34,7 @@ assert BERGEN and OSLO_SOURCE and GP and NORD
 
 
 def person(birth: date | None = date(1980, 1, 1), confidential: bool = False, **kw: object) -> PersonRecord:
-    values: dict[str, object] = {"municipality": None, "district": None, "gp_her_id": None, "gp_name": None, **kw}
+    values: dict[str, object] = {"municipality": None, "district": None, "gp_her_id": None, **kw}
     return PersonRecord("x", "X", birth, confidential, **values)  # type: ignore[arg-type]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bff.store.cache import AppointmentCache
-from tests.bff.processes import LEASE, process, round_trips
+from tests.bff.processes import LEASE, process, round_trips, written
 
 
 async def test_an_entry_written_just_before_the_lease_is_taken_is_used_not_fetched_again(
@@ -22,7 +22,7 @@ async def test_an_entry_written_just_before_the_lease_is_taken_is_used_not_fetch
 
     async def fetch_for(cache: AppointmentCache, own: list[str]) -> dict[str, str]:
         fetched.extend(own)
-        await cache.put_many({key: b"answer"}, 60)
+        await written(cache, {key: b"answer"})
         return {item: "answer" for item in own}
 
     deadline = asyncio.get_running_loop().time() + 5
@@ -47,7 +47,7 @@ async def test_a_lease_held_elsewhere_is_waited_for_and_its_entry_used(redis: Re
 
     async def finish_first() -> None:
         await asyncio.sleep(0.1)
-        await first_cache.put_many({key: b"from the first"}, 60)
+        await written(first_cache, {key: b"from the first"})
 
     deadline = asyncio.get_running_loop().time() + 5
     answer, _ = await asyncio.gather(second.run({"p": key}, never, LEASE, deadline), finish_first())
@@ -72,7 +72,7 @@ async def test_a_waiter_whose_redis_falters_keeps_waiting_instead_of_reporting_a
         # The waiter's Redis times out (a busy event loop, say): it skips Redis for a moment.
         second_cache._down_until = time.monotonic() + 0.3
         await asyncio.sleep(0.05)
-        await first_cache.put_many({key: b"from the first"}, 60)
+        await written(first_cache, {key: b"from the first"})
 
     deadline = asyncio.get_running_loop().time() + 5
     answer, _ = await asyncio.gather(second.run({"p": key}, never, LEASE, deadline), meanwhile())
@@ -112,7 +112,7 @@ async def test_an_entry_written_between_a_waiters_reads_is_used_not_reported_as_
     async def read_then_the_leader_finishes(keys: list[str]) -> list[bytes | None]:
         raws = await read(keys)
         if not await redis.exists(key):  # the leader writes and lets go right after this read
-            await first_cache.put_many({key: b"from the first"}, 60)
+            await written(first_cache, {key: b"from the first"})
         return raws
 
     async def never(own: list[str]) -> dict[str, str]:
@@ -171,7 +171,7 @@ async def test_a_caller_holding_the_lease_fetches_even_when_another_caller_in_it
 
     async def fetch(own: list[str]) -> dict[str, str]:
         fetched.extend(own)
-        await cache.put_many({key: b"answer"}, 60)
+        await written(cache, {key: b"answer"})
         return {item: "answer" for item in own}
 
     async def never(own: list[str]) -> dict[str, str]:
