@@ -324,8 +324,9 @@ class Bench:
         from redis.asyncio import Redis
         from websockets.asyncio.client import connect
 
-        from bff.cancellation.store import ACCEPTED, PENDING, CancellationRecord, CancellationStore, new_request_id
+        from bff.cancellation.store import CancellationRecord, CancellationStore, new_request_id
         from bff.domain.ids import Ids
+        from bff.domain.models import CancellationStatus
         from bff.settings import SANDBOX_ID_SECRET
 
         count = 200 if self.quick else 1000
@@ -358,10 +359,10 @@ class Bench:
         latencies = []
         targets = random.sample(people, min(100, count))
         for pid in targets:
-            record = CancellationRecord(new_request_id(store.bucket(pid)), pid, pid, "oslo-kommune", "v1", PENDING,
-                                        datetime.now().astimezone().isoformat())
+            record = CancellationRecord(new_request_id(store.bucket(pid)), pid, pid, "oslo-kommune", "v1",
+                                        CancellationStatus.PENDING, datetime.now().astimezone().isoformat())
             await store.create(record, record.request_id, "bench")
-            decided = await store.decide(record, ACCEPTED, None, datetime.now().astimezone())
+            decided = await store.decide(record, CancellationStatus.ACCEPTED, None, datetime.now().astimezone())
             assert decided is not None
             recorded = time.time()
             await store.append_event(decided)

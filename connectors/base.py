@@ -8,7 +8,6 @@ or `SourceRejected` (the upstream refused; retrying will not help).
 from __future__ import annotations
 
 import codecs
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +18,7 @@ import httpx
 import orjson
 from httpx_aiohttp.transport import AiohttpTransport
 
-from bff.domain.models import Appointment, PersonRecord
+from bff.domain.models import Appointment, CancellationStatus, PersonRecord
 
 
 class UpstreamError(Exception):
@@ -203,19 +202,12 @@ class AppointmentConnector(Protocol):
         ...
 
 
-class CancelStatus(enum.Enum):
-    """A provider's answer to a cancellation request."""
-
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-
-
 @dataclass(frozen=True, slots=True)
 class CancelAnswer:
     """What the provider said about a cancellation request, with its message if any."""
 
-    status: CancelStatus
+    status: CancellationStatus
+    """PENDING, ACCEPTED or REJECTED (`models.ANSWERS`)."""
     message: str | None = None
 
 

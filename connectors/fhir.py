@@ -9,11 +9,10 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from bff.domain.models import Appointment
+from bff.domain.models import Appointment, CancellationStatus
 from bff.domain.wire import FNR_SYSTEM
 from connectors.base import (
     CancelAnswer,
-    CancelStatus,
     FetchResult,
     SourceRejected,
     SourceUnavailable,
@@ -137,20 +136,22 @@ class FhirCanceller:
         request = self._client.build_request("PUT", url, json=resource, headers=headers)
         response = await send(self.source_id, self._client, request)
         if response.status_code in REJECTING_STATUSES:
-            return CancelAnswer(CancelStatus.REJECTED, _outcome_text(response))
+            return CancelAnswer(CancellationStatus.REJECTED, _outcome_text(response))
         raise_for_status(self.source_id, response, _outcome_text(response))
-        return CancelAnswer(CancelStatus.ACCEPTED)
+        return CancelAnswer(CancellationStatus.ACCEPTED)
 
     async def poll(self, pid: str, upstream_id: str, request_id: str) -> CancelAnswer:
         resource, _ = await self._read(f"{self._base}/Appointment/{quote(upstream_id, safe='')}", pid)
-        return self._already(resource) if resource.get("status") == "cancelled" else CancelAnswer(CancelStatus.PENDING)
+        if resource.get("status") == "cancelled":
+            return self._already(resource)
+        return CancelAnswer(CancellationStatus.PENDING)
 
     def _already(self, resource: dict[str, Any]) -> CancelAnswer:
         codes = [c.get("code") for c in (resource.get("cancelationReason") or {}).get("coding") or ()
                  if isinstance(c, dict)]
         if PATIENT_PORTAL_CANCEL in codes:
-            return CancelAnswer(CancelStatus.ACCEPTED)
-        return CancelAnswer(CancelStatus.REJECTED, "Timen er allerede avlyst.")
+            return CancelAnswer(CancellationStatus.ACCEPTED)
+        return CancelAnswer(CancellationStatus.REJECTED, "Timen er allerede avlyst.")
 
     async def _read(self, url: str, pid: str) -> tuple[dict[str, Any], str | None]:
         request = self._client.build_request("GET", url, headers={"Accept": FHIR_JSON})

@@ -8,12 +8,19 @@ from urllib.parse import quote
 
 import httpx
 
-from bff.domain.models import Appointment, AppointmentKind, AppointmentStatus, CancelledBy, VisitKind
+from bff.domain.models import (
+    ANSWERS,
+    Appointment,
+    AppointmentKind,
+    AppointmentStatus,
+    CancellationStatus,
+    CancelledBy,
+    VisitKind,
+)
 from bff.domain.sources import MUNICIPAL_SERVICE_CODES
 from bff.domain.timez import parse_instant
 from connectors.base import (
     CancelAnswer,
-    CancelStatus,
     FetchResult,
     SourceUnavailable,
     Window,
@@ -110,7 +117,6 @@ def map_visit(visit: Mapping[str, Any], pid: str, source_id: str, organization: 
     )
 
 
-CANCEL_STATUSES = {s.value: s for s in CancelStatus}
 
 
 class MunicipalCanceller:
@@ -136,7 +142,7 @@ class MunicipalCanceller:
         if response.status_code >= 400:
             raise_for_status(self.source_id, response, _error_text(response))
         body = read_json(self.source_id, response)
-        status = CANCEL_STATUSES.get(str(body.get("status"))) if isinstance(body, dict) else None
+        status = CancellationStatus.from_provider(body.get("status"), ANSWERS) if isinstance(body, dict) else None
         if status is None:
             raise SourceUnavailable(self.source_id, "cancellation answer cannot be read", "malformed")
         message = body.get("message")

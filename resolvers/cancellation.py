@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
@@ -15,6 +14,7 @@ from bff.cancellation.events import valid_cursor
 from bff.cancellation.service import ERROR_CODES, Outcome, Problem, RequestProblem, Target
 from bff.cancellation.store import CancellationRecord
 from bff.domain.errors import BadInput, PublicError, Unavailable
+from bff.domain.models import CancellationStatus
 from resolvers.context import Info
 from resolvers.types import Node
 
@@ -28,14 +28,9 @@ APPOINTMENT_ID_PARTS = 3
 MAX_REASON_LENGTH = 500
 
 
-@strawberry.enum(description=(
+strawberry.enum(CancellationStatus, description=(
     "PENDING: sent (or about to be sent), waiting for the provider. ACCEPTED / REJECTED: the "
     "provider's answer. FAILED: the provider could not take the request at all."))
-class CancellationStatus(enum.Enum):
-    PENDING = "PENDING"
-    ACCEPTED = "ACCEPTED"
-    REJECTED = "REJECTED"
-    FAILED = "FAILED"
 
 
 @strawberry.type(description="A request to cancel an appointment, and the provider's answer.")
@@ -58,7 +53,7 @@ def cancellation_node(info: Info, record: CancellationRecord) -> CancellationReq
     ids = info.context.services.ids
     return CancellationRequest(
         id=strawberry.ID(ids.encode("C", record.request_id, ids.pseudonym(record.actor_pid))),
-        status=CancellationStatus(record.status), reason=record.reason, provider_message=record.provider_message,
+        status=record.status, reason=record.reason, provider_message=record.provider_message,
         requested_at=record.requested(), decided_at=record.decided_time(),
         appointment_id=ids.encode("A", record.source_id, record.upstream_id, ids.pseudonym(record.subject_pid)),
     )

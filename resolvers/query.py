@@ -10,11 +10,11 @@ import strawberry
 from graphql import FieldNode
 
 from bff.cancellation.service import Target
-from bff.cancellation.store import ACCEPTED, CancellationRecord
+from bff.cancellation.store import CancellationRecord
 from bff.domain import models as domain
 from bff.domain.access import EVER, cancel_refusal, may_consult, may_see, may_see_kind
 from bff.domain.errors import BadInput, NotFound, Unavailable
-from bff.domain.models import AppointmentStatus, SourceKind
+from bff.domain.models import AppointmentStatus, CancellationStatus, SourceKind
 from bff.domain.rules import TimeFilter, applies_to_everyone, with_cancellation
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import FIRST_YEAR, LAST_YEAR, to_oslo
@@ -72,6 +72,7 @@ class AppointmentFilter:
         )
 
 
+ACCEPTED = CancellationStatus.ACCEPTED
 NOT_ASKED_TEXT = "Vi får ikke hentet avtalen akkurat nå. Prøv igjen om litt."
 
 
@@ -199,7 +200,7 @@ async def _locate(info: Info, appointment_id: str) -> tuple[
     for appt in outcome.rows:
         if appt.upstream_id == upstream_id and may_see(source, appt, subject.kinds, record, EVER, ctx.today):
             latest = await ctx.cancellations.load((source.id, appt.upstream_id, subject.pid))
-            return subject, source, with_cancellation(appt, latest is not None and latest.status == ACCEPTED), latest
+            return subject, source, with_cancellation(appt, latest is not None and latest.status is ACCEPTED), latest
     return None
 
 
@@ -270,7 +271,7 @@ class Query:
         finally:
             ahead.release_unused()
         latest = await _latest_requests(info, consulted, subject.pid)
-        accepted = {key for key, record in latest.items() if record is not None and record.status == ACCEPTED}
+        accepted = {key for key, record in latest.items() if record is not None and record.status is ACCEPTED}
         rows = visible_rows(subject, overlay_accepted(consulted, accepted), wanted, ctx.today)
         page, more = page_after(rows, position, first)
         patient = _patient(info, subject)

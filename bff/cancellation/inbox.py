@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from bff.cancellation.service import CancellationService
 from bff.cancellation.store import CancellationRecord, CancellationStore
+from bff.domain.models import CancellationStatus
 from bff.domain.timez import now
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,7 @@ class Inbox:
         self._service = service
         self._unknown = unknown
 
-    async def take(self, source_id: str, delivery_id: str, request_id: str, status: str,
+    async def take(self, source_id: str, delivery_id: str, request_id: str, status: CancellationStatus,
                    message: str | None) -> Receipt:
         """Record one delivery; raises RedisError when Redis fails (nothing recorded then, so
         the provider's retry is taken as new)."""

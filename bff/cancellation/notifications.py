@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bff.cancellation.store import ACCEPTED, CancellationRecord
-from bff.domain.models import MunicipalService
+from bff.cancellation.store import CancellationRecord
+from bff.domain.models import CancellationStatus, MunicipalService
 from bff.domain.timez import OSLO
 
 WEEKDAYS = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
@@ -50,7 +50,7 @@ def _what(record: CancellationRecord) -> str:
 
 def decision_notification(record: CancellationRecord) -> Notification:
     """The notification for a decided request (ACCEPTED or REJECTED)."""
-    accepted = record.status == ACCEPTED
+    accepted = record.status is CancellationStatus.ACCEPTED
     who = record.organization or "Tjenesten"
     when = f" {norwegian_date_time(datetime.fromisoformat(record.start))}" if record.start else ""
     verb = "godtatt" if accepted else "avslått"

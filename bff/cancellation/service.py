@@ -20,10 +20,6 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from bff.cancellation.notifications import decision_notification
 from bff.cancellation.store import (
-    ACCEPTED,
-    FAILED,
-    PENDING,
-    REJECTED,
     REPAIR_AFTER,
     CancellationRecord,
     CancellationStore,
@@ -32,7 +28,7 @@ from bff.cancellation.store import (
     new_request_id,
 )
 from bff.domain.access import CancelRefusal, cancel_refusal
-from bff.domain.models import Appointment
+from bff.domain.models import DECISIONS, Appointment, CancellationStatus
 from bff.domain.rules import settled_by_provider
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import now, today
@@ -40,7 +36,6 @@ from bff.store.cache import AppointmentCache
 from connectors.base import (
     CancelAnswer,
     CancelConnector,
-    CancelStatus,
     SourceRejected,
     SourceUnavailable,
     UpstreamError,
@@ -53,7 +48,6 @@ CREATE_TRIES = 3
 """Tries to create a request when the first finds a half-made key and repairs it."""
 NOTIFY_LEASE_MS = 30_000
 REFUSED_TEXT = "Tilbyderen tok ikke imot avbestillingen."
-STATUS_OF = {CancelStatus.ACCEPTED: ACCEPTED, CancelStatus.REJECTED: REJECTED}
 
 class RequestProblem(enum.Enum):
     """Why a mutation made no request, other than the access policy refusing it
@@ -183,7 +177,7 @@ class CancellationService:
                                                     record.reason)
         except SourceRejected as exc:
             log.info("cancellation.refused", source=record.source_id, status=exc.status)
-            return await self.decide(record, FAILED, exc.message or REFUSED_TEXT)
+            return await self.decide(record, CancellationStatus.FAILED, exc.message or REFUSED_TEXT)
         except UpstreamError as exc:
             log.warning("cancellation.send_failed", source=record.source_id, kind=exc.kind)
             return record
@@ -201,11 +195,11 @@ class CancellationService:
         return await self._apply(record, answer)
 
     async def _apply(self, record: CancellationRecord, answer: CancelAnswer) -> CancellationRecord:
-        if answer.status is CancelStatus.PENDING:
+        if answer.status is CancellationStatus.PENDING:
             return await self._store.get(record.request_id) or record
-        return await self.decide(record, STATUS_OF[answer.status], answer.message)
+        return await self.decide(record, answer.status, answer.message)
 
-    async def decide(self, record: CancellationRecord, status: str, message: str | None,
+    async def decide(self, record: CancellationRecord, status: CancellationStatus, message: str | None,
                      then: Callable[[CancellationRecord], Awaitable[None]] | None = None) -> CancellationRecord:
         """Record a decision once (every later call for the same request changes nothing),
         then run its follow-ups (`finish`, or `then` to run them elsewhere); the record as
@@ -224,7 +218,7 @@ class CancellationService:
         for appt, record in found:
             if settled_by_provider(appt, not record.decided):
                 try:
-                    await self.decide(record, ACCEPTED, None, then=_leave_for_worker)
+                    await self.decide(record, CancellationStatus.ACCEPTED, None, then=_leave_for_worker)
                 except (RedisError, OSError) as exc:
                     log.warning("cancellation.settle_failed", error=type(exc).__name__)
 
@@ -239,7 +233,7 @@ class CancellationService:
         if not record.evented:
             await self._store.append_event(record)
             await self._store.mark(record.request_id, "evented")
-        if record.status in (ACCEPTED, REJECTED) and not record.notified and not await self._notify(record):
+        if record.status in DECISIONS and not record.notified and not await self._notify(record):
             return
         await self._store.done(record.request_id)
 
@@ -273,7 +267,7 @@ def _new_record(actor_pid: str, target: Target, reason: str | None, bucket: int)
     appt = target.appointment
     return CancellationRecord(
         request_id=new_request_id(bucket), actor_pid=actor_pid, subject_pid=target.subject_pid,
-        source_id=target.source.id, upstream_id=appt.upstream_id, status=PENDING,
+        source_id=target.source.id, upstream_id=appt.upstream_id, status=CancellationStatus.PENDING,
         requested_at=now().isoformat(), reason=reason, title=appt.title,
         service=appt.service.value if appt.service else None, start=appt.start.isoformat(),
         organization=appt.organization,

@@ -22,14 +22,11 @@ import structlog
 from redis.asyncio import Redis
 
 from bff.domain.ids import Ids
+from bff.domain.models import CancellationStatus
 from bff.domain.timez import OSLO
 
 log = structlog.get_logger(__name__)
 
-PENDING = "PENDING"
-ACCEPTED = "ACCEPTED"
-REJECTED = "REJECTED"
-FAILED = "FAILED"
 RETENTION = 31 * 24 * 3600
 """Seconds decided requests, idempotency keys and events are kept (at least 30 days)."""
 PENDING_RETENTION = 90 * 24 * 3600
@@ -107,7 +104,7 @@ class CancellationRecord:
     subject_pid: str
     source_id: str
     upstream_id: str
-    status: str
+    status: CancellationStatus
     requested_at: str
     reason: str | None = None
     provider_message: str | None = None
@@ -123,12 +120,12 @@ class CancellationRecord:
 
     @property
     def decided(self) -> bool:
-        return self.status != PENDING
+        return self.status.decided
 
     @property
     def open(self) -> bool:
         """Pending or accepted: no second request for the appointment may be made."""
-        return self.status in (PENDING, ACCEPTED)
+        return self.status.open
 
     def requested(self) -> datetime:
         return datetime.fromisoformat(self.requested_at)
@@ -143,7 +140,7 @@ def _load(raw: bytes | str | None) -> CancellationRecord | None:
     data = orjson.loads(raw)
     fields = CancellationRecord.__dataclass_fields__
     known: dict[str, Any] = {k: v for k, v in data.items() if k in fields}
-    return CancellationRecord(**known)
+    return CancellationRecord(**{**known, "status": CancellationStatus(known["status"])})
 
 
 def digest(text: str) -> str:
@@ -318,7 +315,7 @@ class CancellationStore:
         if key is not None:
             await self._flag(keys=[key], args=[flag])
 
-    async def decide(self, record: CancellationRecord, status: str, message: str | None,
+    async def decide(self, record: CancellationRecord, status: CancellationStatus, message: str | None,
                      at: datetime) -> CancellationRecord | None:
         """PENDING → `status`, once, with the appointment's slot: returns the decided record
         to the one caller that made the change, None to everyone else (already decided, or
@@ -328,7 +325,7 @@ class CancellationStore:
             return None
         encoded = await self._decide(
             keys=[key, self.slot_key(record.source_id, record.upstream_id, record.subject_pid)],
-            args=[status, message or "", at.astimezone(OSLO).isoformat(), RETENTION, record.request_id])
+            args=[status.value, message or "", at.astimezone(OSLO).isoformat(), RETENTION, record.request_id])
         return _load(encoded) if encoded else None
 
     async def pending(self, limit: int = 100) -> list[tuple[str, float]]:

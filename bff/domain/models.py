@@ -68,6 +68,41 @@ class AppointmentKind(enum.Enum):
     HOME_VISIT = "HOME_VISIT"
 
 
+class CancellationStatus(enum.StrEnum):
+    """Where a cancellation request stands: PENDING (stored, sent or about to be, waiting
+    for the provider), ACCEPTED or REJECTED (the provider's answer), FAILED (the provider
+    could not take the request at all). Providers say it in lower case
+    (`from_provider`)."""
+
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+
+    @classmethod
+    def from_provider(cls, text: object, allowed: frozenset[CancellationStatus]) -> CancellationStatus | None:
+        """A provider's word for one of the `allowed` statuses ("accepted"), or None."""
+        if not isinstance(text, str) or not text.islower():
+            return None
+        found = cls.__members__.get(text.upper())
+        return found if found in allowed else None
+
+    @property
+    def decided(self) -> bool:
+        return self is not CancellationStatus.PENDING
+
+    @property
+    def open(self) -> bool:
+        """Pending or accepted: no second request for the appointment may be made."""
+        return self in (CancellationStatus.PENDING, CancellationStatus.ACCEPTED)
+
+
+ANSWERS = frozenset({CancellationStatus.PENDING, CancellationStatus.ACCEPTED, CancellationStatus.REJECTED})
+"""What a provider may answer about a request it has (the municipal and FHIR contracts)."""
+DECISIONS = frozenset({CancellationStatus.ACCEPTED, CancellationStatus.REJECTED})
+"""What a provider's decision may be (the webhook contract)."""
+
+
 class RepresentationBasis(enum.Enum):
     """Why one person may act for another."""
 

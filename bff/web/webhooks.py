@@ -21,12 +21,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from bff.cancellation.inbox import Inbox, Taken
-from bff.cancellation.store import ACCEPTED, REJECTED
+from bff.domain.models import DECISIONS, CancellationStatus
 from bff.domain.sources import SourcesFile
 
 log = structlog.get_logger(__name__)
 MAX_BODY = 64 * 1024
-DECISIONS = {"accepted": ACCEPTED, "rejected": REJECTED}
 MAX_REQUEST_ID = 200
 
 
@@ -46,7 +45,7 @@ async def _body(request: Request) -> bytes | None:
     return bytes(chunks)
 
 
-def _decision(body: bytes) -> tuple[str, str, str | None] | None:
+def _decision(body: bytes) -> tuple[str, CancellationStatus, str | None] | None:
     try:
         event: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -55,11 +54,12 @@ def _decision(body: bytes) -> tuple[str, str, str | None] | None:
     if not isinstance(data, dict) or event.get("type") != "cancellation.decided":
         return None
     request_id, status, message = data.get("requestId"), data.get("status"), data.get("message")
-    if not isinstance(request_id, str) or not isinstance(status, str) or status not in DECISIONS:
+    decided = CancellationStatus.from_provider(status, DECISIONS)
+    if not isinstance(request_id, str) or decided is None:
         return None
     if not (message is None or isinstance(message, str)) or not 0 < len(request_id) <= MAX_REQUEST_ID:
         return None
-    return request_id, DECISIONS[status], message
+    return request_id, decided, message
 
 
 class WebhookServices(Protocol):

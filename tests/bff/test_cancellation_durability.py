@@ -8,10 +8,13 @@ import asyncio
 import time
 from typing import Any
 
-from bff.cancellation.store import ACCEPTED, REPAIR_AFTER, CancellationStore, digest
+from bff.cancellation.store import REPAIR_AFTER, CancellationStore, digest
+from bff.domain.models import CancellationStatus
 from bff.domain.timez import now, today
 from tests.conftest import PEOPLE, Bff, Sandbox
 from tests.resolvers.test_cancellation import CANCEL, bergen_visit, cancel, wait_for
+
+ACCEPTED = CancellationStatus.ACCEPTED
 
 
 def store_of(bff: Bff) -> CancellationStore:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from bff.cancellation.notifications import decision_notification, norwegian_date_time
-from bff.cancellation.store import ACCEPTED, REJECTED, CancellationRecord
+from bff.cancellation.store import CancellationRecord
+from bff.domain.models import CancellationStatus
+
+ACCEPTED, REJECTED = CancellationStatus.ACCEPTED, CancellationStatus.REJECTED
 
 pytestmark = pytest.mark.unit
 
