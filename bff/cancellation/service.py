@@ -11,6 +11,7 @@ invalidated; the worker finishes any of these a crash left undone.
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -241,8 +242,8 @@ class CancellationService:
         if self._notifier is None:
             return True
         lock = f"notify:{record.request_id}"
-        token = await self._store.try_lock(lock, NOTIFY_LEASE_MS)
-        if token is None:
+        token = uuid.uuid4().hex
+        if not await self._store.leases.take(lock, NOTIFY_LEASE_MS, token):
             return False
         try:
             current = await self._store.get(record.request_id)
@@ -255,7 +256,7 @@ class CancellationService:
             log.warning("notification.failed", kind=exc.kind)
             return False
         finally:
-            await self._store.unlock(lock, token)
+            await self._store.leases.give_back(lock, token)
 
 
 async def _leave_for_worker(record: CancellationRecord) -> None:

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from bff.domain.ids import Ids
 from bff.domain.models import CancellationStatus
 from bff.domain.timez import OSLO
+from bff.store.leases import GIVE_BACK, Leases
 
 log = structlog.get_logger(__name__)
 
@@ -92,7 +93,8 @@ return id
 """KEYS: the requester's stream, the decision's marker (one hash tag); ARGV: request id,
 status, the oldest entry id to keep, retention. Appends once per decision, whoever
 finishes it and however often."""
-DELETE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+DELETE_IF = GIVE_BACK
+"""Delete a key only if it still holds the value seen (a half-made key being repaired)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,22 +205,12 @@ class CancellationStore:
         self._redis = redis
         self._p = f"{prefix}:cxl"
         self._ids = ids
-        self.leases = Leases(redis, prefix, uuid.uuid4().hex)
+        self.leases = Leases(redis, prefix)
         self._create = redis.register_script(CREATE)
         self._decide = redis.register_script(DECIDE)
         self._flag = redis.register_script(FLAG)
         self._append = redis.register_script(APPEND_EVENT)
         self._delete_if = redis.register_script(DELETE_IF)
-
-    async def try_lock(self, name: str, ttl_ms: int) -> str | None:
-        """A short exclusive lock, even against other callers in this process; its token."""
-        token = uuid.uuid4().hex
-        if await self._redis.set(f"{self._p}:lock:{name}", token, nx=True, px=ttl_ms):
-            return token
-        return None
-
-    async def unlock(self, name: str, token: str) -> None:
-        await self._delete_if(keys=[f"{self._p}:lock:{name}"], args=[token])
 
     async def first_delivery(self, source_id: str, message_id: str, ttl: int) -> bool:
         """True the first time a webhook message id is seen (replays are ignored)."""
@@ -377,25 +369,3 @@ class CancellationStore:
         if not entries:
             return "0-0"
         return _text(entries[0][0]) or "0-0"
-
-
-RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-
-
-class Leases:
-    """Named leases in Redis, held by one process at a time (this process's `token`)."""
-
-    def __init__(self, redis: Redis, prefix: str, token: str) -> None:
-        self._redis = redis
-        self._p = f"{prefix}:lease"
-        self._token = token
-
-    async def take(self, name: str, ttl_ms: int) -> bool:
-        """Take or renew the lease; True while this process holds it."""
-        key = f"{self._p}:{name}"
-        if await self._redis.set(key, self._token, nx=True, px=ttl_ms):
-            return True
-        return bool(await self._redis.eval(RENEW, 1, key, self._token, ttl_ms))
-
-    async def give_back(self, name: str) -> None:
-        await self._redis.eval(DELETE_IF, 1, f"{self._p}:{name}", self._token)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 
 import structlog
 from redis.exceptions import RedisError
@@ -29,17 +30,19 @@ class CancellationWorker(Background):
         self._store = store
         self._interval = interval
         self._poll_after = poll_after
+        self._owner = uuid.uuid4().hex
+        """This process's claim on the worker's lease."""
 
     async def aclose(self) -> None:
         if await self.stop_loop():
             with contextlib.suppress(RedisError, OSError):
-                await self._store.leases.give_back(LEASE_NAME)
+                await self._store.leases.give_back(LEASE_NAME, self._owner)
 
     async def _run(self) -> None:
         lease_ms = int(self._interval * 3000)
         while not self.stopping:
             try:
-                if await self._store.leases.take(LEASE_NAME, lease_ms):
+                if await self._store.leases.take(LEASE_NAME, lease_ms, self._owner):
                     await self.sweep()
             except (RedisError, OSError) as exc:
                 log.warning("worker.redis_failed", error=type(exc).__name__)
