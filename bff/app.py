@@ -38,7 +38,7 @@ from bff.cancellation.service import CancellationService
 from bff.cancellation.store import CancellationStore
 from bff.cancellation.worker import CancellationWorker
 from bff.domain.ids import Ids
-from bff.domain.sources import SourceConfig, SourcesFile, load_sources
+from bff.domain.sources import SourcesFile, load_sources
 from bff.domain.timez import today
 from bff.readpath.breakers import Breakers
 from bff.readpath.gateway import Gateway
@@ -70,9 +70,8 @@ from bff.web.logs import RequestIdMiddleware
 from bff.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.web.trusted import TrustedDocuments, operations_dir
 from bff.web.webhooks import webhook
-from connectors.base import AppointmentConnector, CancelConnector, ProviderClient
-from connectors.fhir import FhirCanceller, FhirConnector
-from connectors.municipal import MunicipalCanceller, MunicipalConnector
+from connectors import registry
+from connectors.base import ProviderClient
 from connectors.notifier import HttpNotifier
 from connectors.persons import HttpPersonDirectory
 from resolvers.context import ANONYMOUS, Context
@@ -91,19 +90,6 @@ def _client(timeout: float) -> httpx.AsyncClient:
     take every connection. Cookie-free: it serves every citizen."""
     return ProviderClient(timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
                              limits=POOL_LIMITS, follow_redirects=False)
-
-
-def _connector(source: SourceConfig, client: httpx.AsyncClient) -> AppointmentConnector:
-    if source.protocol == "fhir":
-        return FhirConnector(source.id, source.base_url, client, frozenset(source.patient_cancel_codes))
-    organization = f"{source.municipality_name} kommune" if source.municipality_name else source.name
-    return MunicipalConnector(source.id, source.base_url, client, organization)
-
-
-def _canceller(source: SourceConfig, client: httpx.AsyncClient) -> CancelConnector:
-    if source.protocol == "fhir":
-        return FhirCanceller(source.id, source.base_url, client)
-    return MunicipalCanceller(source.id, source.base_url, client)
 
 
 def _verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifier:
@@ -389,27 +375,27 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
     clients = {s.id: await stack.enter_async_context(_client(s.timeout)) for s in catalogue.sources}
     directory_client = await stack.enter_async_context(_client(catalogue.directory.timeout))
     ids = Ids(settings.secret_for_ids)
-    registry = Metrics()
-    cache = AppointmentCache(redis, settings.redis_prefix, ids, registry)
-    connectors = {s.id: _connector(s, clients[s.id]) for s in catalogue.sources}
-    breakers = Breakers(registry, settings.breaker_threshold, settings.breaker_cooldown)
+    metrics = Metrics()
+    cache = AppointmentCache(redis, settings.redis_prefix, ids, metrics)
+    connectors = {s.id: registry.reader(s, clients[s.id]) for s in catalogue.sources}
+    breakers = Breakers(metrics, settings.breaker_threshold, settings.breaker_cooldown)
     store = CancellationStore(redis, settings.redis_prefix, ids)
-    cancellers = {s.id: _canceller(s, clients[s.id]) for s in catalogue.sources if s.capabilities.cancel}
+    cancellers = {s.id: registry.canceller(s, clients[s.id]) for s in catalogue.sources if s.capabilities.cancel}
     notifier = None
     if catalogue.notifier is not None:
         notifier_client = await stack.enter_async_context(_client(catalogue.notifier.timeout))
         notifier = HttpNotifier(catalogue.notifier.url, notifier_client)
     cancellations = CancellationService(store, cancellers, notifier, cache)
     responses = ResponseCache(cache, ids, trusted.documents.values())
-    registry.responses_kept.set_function(lambda: len(responses))
+    metrics.responses_kept.set_function(lambda: len(responses))
     return Services(
         settings=settings, catalogue=catalogue, ids=ids, redis=redis, cache=cache,
-        gateway=Gateway(connectors, cache, breakers, registry),
+        gateway=Gateway(connectors, cache, breakers, metrics),
         people=People(HttpPersonDirectory(catalogue.directory.url, directory_client), cache),
-        verifier=_verifier(settings, directory_client), metrics=registry, breakers=breakers,
+        verifier=_verifier(settings, directory_client), metrics=metrics, breakers=breakers,
         cancellations=cancellations,
         inbox=Inbox(CancellationStore(webhook_redis, settings.redis_prefix, ids), cancellations,
-                    lambda source_id: registry.webhook_orphans.labels(source_id).inc()),
+                    lambda source_id: metrics.webhook_orphans.labels(source_id).inc()),
         events=EventHub(redis, store, settings.redis_prefix),
         audit=AuditLog(redis, settings.redis_prefix, ids),
         rate_limiter=RateLimiter(redis, settings.redis_prefix, ids, settings.rate_limit_per_minute),

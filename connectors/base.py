@@ -227,6 +227,14 @@ class CancelConnector(Protocol):
         ...
 
 
+class Notifier(Protocol):
+    """The notification service (varsel)."""
+
+    async def send(self, payload: dict[str, str], idempotency_key: str) -> None:
+        """Deliver one notification; a repeat of the same `idempotency_key` is the same one."""
+        ...
+
+
 class PersonDirectory(Protocol):
     """The national person directory."""
 

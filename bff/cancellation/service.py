@@ -37,11 +37,11 @@ from bff.store.cache import AppointmentCache
 from connectors.base import (
     CancelAnswer,
     CancelConnector,
+    Notifier,
     SourceRejected,
     SourceUnavailable,
     UpstreamError,
 )
-from connectors.notifier import HttpNotifier
 
 log = structlog.get_logger(__name__)
 SEND_ATTEMPTS = 3
@@ -97,7 +97,7 @@ class CancellationService:
     """Takes cancellation requests and records providers' decisions."""
 
     def __init__(self, store: CancellationStore, cancellers: Mapping[str, CancelConnector],
-                 notifier: HttpNotifier | None, cache: AppointmentCache) -> None:
+                 notifier: Notifier | None, cache: AppointmentCache) -> None:
         self._store = store
         self._cancellers = cancellers
         self._notifier = notifier
