@@ -71,7 +71,7 @@ from bff.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.web.trusted import TrustedDocuments, operations_dir
 from bff.web.webhooks import webhook
 from connectors import registry
-from connectors.base import ProviderClient
+from connectors.http import ProviderClient
 from connectors.notifier import HttpNotifier
 from connectors.persons import HttpPersonDirectory
 from resolvers.context import ANONYMOUS, Context

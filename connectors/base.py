@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import aiohttp
 import httpx
 import orjson
-from httpx_aiohttp.transport import AiohttpTransport
 
 from bff.domain.models import Appointment, CancellationStatus, PersonRecord
 
@@ -77,99 +75,6 @@ def read_json(source: str, response: httpx.Response) -> Any:
         return orjson.loads(body[len(codecs.BOM_UTF8):] if body.startswith(codecs.BOM_UTF8) else body)
     except (ValueError, LookupError) as exc:
         raise SourceUnavailable(source, "response body is not JSON", "malformed") from exc
-
-
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-"""httpx's own default pool limits."""
-KEEPALIVE_FALLBACK = 15.0
-"""Seconds an idle pooled connection is kept when the limits do not say (aiohttp's default)."""
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie store that keeps nothing and adds nothing."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-    def set_cookie_header(self, request: httpx.Request) -> None:
-        return None
-
-
-class ProviderClient(httpx.AsyncClient):
-    """The httpx client for calls to providers: aiohttp underneath, and no cookies.
-
-    The connectors speak httpx (requests, responses, timeouts, errors); the bytes go
-    through aiohttp's transport (httpx-aiohttp), whose C parser and lighter connection
-    pool cost a fraction of the CPU of httpx's own stack for a person's FHIR searches
-    (bench/results/NOTES.md).
-
-    One client serves every citizen's requests to a provider, so a cookie a provider
-    sets while answering for one person (a gateway's session or affinity cookie, say)
-    must not go out with the next person's request. httpx and aiohttp each keep cookies
-    per client by default; here neither does. Skipping httpx's jar also saves the two
-    urllib objects it built on every response."""
-
-    _none = _NoCookies()
-
-    def __init__(self, **options: Any) -> None:
-        if options.get("cookies"):
-            raise ValueError("provider calls never carry cookies")
-        super().__init__(**options)
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._none
-
-    @cookies.setter
-    def cookies(self, cookies: object) -> None:
-        if cookies:
-            raise ValueError("provider calls never carry cookies")
-
-    def _init_transport(self, verify: Any = True, cert: Any = None, trust_env: bool = True,
-                        http1: bool = True, http2: bool = False,
-                        limits: httpx.Limits = DEFAULT_LIMITS, transport: httpx.AsyncBaseTransport | None = None,
-                        **_: Any) -> httpx.AsyncBaseTransport:
-        if transport is not None:
-            return transport
-        return _aiohttp_transport(verify, cert, trust_env, limits, None)
-
-    def _init_proxy_transport(self, proxy: httpx.Proxy, verify: Any = True, cert: Any = None,
-                              trust_env: bool = True, http1: bool = True, http2: bool = False,
-                              limits: httpx.Limits = DEFAULT_LIMITS, **_: Any) -> httpx.AsyncBaseTransport:
-        return _aiohttp_transport(verify, cert, trust_env, limits, proxy)
-
-
-def _aiohttp_transport(verify: Any, cert: Any, trust_env: bool, limits: httpx.Limits,
-                       proxy: httpx.Proxy | None) -> AiohttpTransport:
-    """httpx-aiohttp's transport, on a session without a cookie jar (its default session
-    has one) and with httpx's TLS settings and pool limits."""
-    ssl_context = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
-
-    def session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=limits.max_connections or 0, ssl=ssl_context,
-                                         keepalive_timeout=limits.keepalive_expiry or KEEPALIVE_FALLBACK)
-        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-
-    return AiohttpTransport(limits=limits, proxy=proxy, client=session)
-
-
-async def send(source: str, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-    """Send one request, mapping transport failures to `SourceUnavailable`."""
-    try:
-        return await client.send(request)
-    except httpx.HTTPError as exc:
-        if isinstance(exc, httpx.TimeoutException) and _timed_out(exc):
-            raise SourceUnavailable(source, "timed out", "timeout") from exc
-        cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
-        raise SourceUnavailable(source, f"transport error: {type(cause).__name__}", "transport") from exc
-
-
-def _timed_out(exc: httpx.TimeoutException) -> bool:
-    """httpx-aiohttp reports every lost connection (a reset, a server that hung up) as
-    `ConnectTimeout`; only a cause that is itself a timeout is one. (httpx's own
-    transport chains its httpcore exceptions, which are neither.)"""
-    cause = exc.__cause__
-    return isinstance(cause, TimeoutError) or not isinstance(cause, OSError | aiohttp.ClientError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,10 @@ from connectors.base import (
     Window,
     raise_for_status,
     read_json,
-    send,
 )
 from connectors.fhir_mapping import appointments_among, appointments_in
 from connectors.fhir_refs import iter_entries
+from connectors.http import send
 
 PAGE_SIZE = 100
 MAX_PAGES = 50

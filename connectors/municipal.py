@@ -19,15 +19,8 @@ from bff.domain.models import (
 )
 from bff.domain.sources import MUNICIPAL_SERVICE_CODES
 from bff.domain.timez import parse_instant
-from connectors.base import (
-    CancelAnswer,
-    FetchResult,
-    SourceUnavailable,
-    Window,
-    raise_for_status,
-    read_json,
-    send,
-)
+from connectors.base import CancelAnswer, FetchResult, SourceUnavailable, Window, raise_for_status, read_json
+from connectors.http import send
 
 VISIT_KINDS = {"regular": VisitKind.REGULAR, "assigned": VisitKind.ASSIGNED, "performed": VisitKind.PERFORMED}
 CANCELLED_BY = {"citizen": CancelledBy.PATIENT, "service": CancelledBy.PROVIDER, None: None}

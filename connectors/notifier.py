@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from connectors.base import raise_for_status, send
+from connectors.base import raise_for_status
+from connectors.http import send
 
 NOTIFIER = "notifier"
 

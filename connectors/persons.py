@@ -9,7 +9,8 @@ from urllib.parse import quote
 import httpx
 
 from bff.domain.models import PersonRecord, Representation, RepresentationBasis
-from connectors.base import SourceUnavailable, raise_for_status, read_json, send
+from connectors.base import SourceUnavailable, raise_for_status, read_json
+from connectors.http import send
 
 DIRECTORY = "person-directory"
 

@@ -34,14 +34,7 @@ from bff.domain.rules import settled_by_provider
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import now, today
 from bff.store.cache import AppointmentCache
-from connectors.base import (
-    CancelAnswer,
-    CancelConnector,
-    Notifier,
-    SourceRejected,
-    SourceUnavailable,
-    UpstreamError,
-)
+from connectors.base import CancelAnswer, CancelConnector, Notifier, SourceRejected, SourceUnavailable, UpstreamError
 
 log = structlog.get_logger(__name__)
 SEND_ATTEMPTS = 3

@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bff.web.serving import start_server
-from connectors.base import ProviderClient, SourceUnavailable, send
+from connectors.base import SourceUnavailable
+from connectors.http import ProviderClient, send
 from tests.redis_process import free_port
 
 
