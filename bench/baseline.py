@@ -38,7 +38,7 @@ from bff.settings import DEV_ISSUER, Settings
 from bff.store.cache import AppointmentCache
 from bff.web.auth import KeySet, TokenError, TokenVerifier, bearer_token, dev_jwks, load_dev_key
 from connectors.base import FetchResult
-from connectors.fhir import FhirConnector
+from connectors.fhir.connector import FhirConnector
 from connectors.http import ProviderClient
 from connectors.municipal import MunicipalConnector
 from connectors.persons import HttpPersonDirectory

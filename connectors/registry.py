@@ -10,7 +10,7 @@ import httpx
 
 from bff.domain.sources import SourceConfig
 from connectors.base import AppointmentConnector, CancelConnector
-from connectors.fhir import FhirCanceller, FhirConnector
+from connectors.fhir.connector import FhirCanceller, FhirConnector
 from connectors.municipal import MunicipalCanceller, MunicipalConnector
 
 

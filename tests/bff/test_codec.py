@@ -11,7 +11,7 @@ from bff.domain.models import Appointment
 from bff.domain.timez import today
 from bff.readpath.codec import dump_entry, load_entry
 from bff.sandbox.cast import build_world
-from connectors.fhir_mapping import appointments_in
+from connectors.fhir.mapping import appointments_in
 from connectors.municipal import map_visit
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bff.domain.models import Appointment, AppointmentKind, AppointmentStatus, CancelledBy
-from connectors.fhir_mapping import appointments_in
+from connectors.fhir.mapping import appointments_in
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.unit

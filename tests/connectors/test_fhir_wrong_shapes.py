@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.fhir_mapping import appointments_in
+from connectors.fhir.mapping import appointments_in
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.unit

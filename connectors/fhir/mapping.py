@@ -14,7 +14,7 @@ from typing import Any
 from bff.domain.models import Appointment, AppointmentKind, AppointmentStatus, CancelledBy
 from bff.domain.timez import parse_instant
 from bff.domain.wire import DNR_SYSTEM, FLAG_SYSTEM, FNR_SYSTEM, VIRTUAL_SERVICE_URL
-from connectors.fhir_refs import BundleIndex, Resolver, Resource, iter_entries
+from connectors.fhir.refs import BundleIndex, Resolver, Resource, iter_entries
 
 PID_SYSTEMS = frozenset({FNR_SYSTEM, DNR_SYSTEM})
 DEPARTMENT_TYPE_CODE = "05"

@@ -20,8 +20,8 @@ from connectors.base import (
     raise_for_status,
     read_json,
 )
-from connectors.fhir_mapping import appointments_among, appointments_in
-from connectors.fhir_refs import iter_entries
+from connectors.fhir.mapping import appointments_among, appointments_in
+from connectors.fhir.refs import iter_entries
 from connectors.http import send
 
 PAGE_SIZE = 100
