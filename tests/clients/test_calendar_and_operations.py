@@ -11,7 +11,7 @@ from icalendar import Calendar
 from websockets.exceptions import ConnectionClosed
 
 from bff.domain.timez import OSLO
-from tests.bff.test_limits import production_bff
+from tests.bff.web.test_limits import production_bff
 from tests.conftest import Bff
 from tests.redis_process import RedisProcess
 from tests.resolvers.queries import LIST, rows

@@ -11,7 +11,7 @@ from graphql import parse, validate
 from bff.domain.ids import document_hash
 from bff.web.trusted import build_manifest, default_manifest_path, operations_dir, render_manifest
 from resolvers.schema import build_schema
-from tests.bff.test_limits import production  # noqa: F401  (fixture)
+from tests.bff.web.test_limits import production  # noqa: F401  (fixture)
 from tests.conftest import Bff
 from tests.ws_client import GraphQLWebSocket
 
