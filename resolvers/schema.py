@@ -14,16 +14,26 @@ from strawberry.extensions.max_aliases import create_validator as alias_validato
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
 
-from resolvers.cancellation import Mutation, Subscription
+from resolvers.appointments.queries import AppointmentQueries
+from resolvers.cancellations.mutations import Mutation
+from resolvers.cancellations.queries import CancellationQueries
+from resolvers.cancellations.subscriptions import Subscription
 from resolvers.errors import PublicErrors
 from resolvers.execution import LeanExecutionContext
 from resolvers.limits import CostLimitRule
-from resolvers.query import Query
+from resolvers.node import NodeQueries
+from resolvers.persons.queries import PersonQueries
+from resolvers.sources.queries import SourceQueries
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
 PARSER_CACHE_SIZE = 256
+
+
+@strawberry.type(description="Read the appointment list and what it is built from.")
+class Query(PersonQueries, AppointmentQueries, CancellationQueries, SourceQueries, NodeQueries):
+    """Each domain's root fields, in the order the schema lists them."""
 
 
 LIMIT_RULES = (

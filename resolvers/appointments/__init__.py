@@ -1,0 +1,1 @@
+"""Appointments: the list, one appointment, and the cancellation requests attached to them."""

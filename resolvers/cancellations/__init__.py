@@ -1,0 +1,1 @@
+"""Cancelling: the mutation, the live updates, and their types."""

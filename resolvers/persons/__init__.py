@@ -1,0 +1,1 @@
+"""Persons: the viewer and those they may act for."""

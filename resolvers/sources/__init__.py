@@ -1,0 +1,1 @@
+"""The coverage catalogue: sources and how they answered."""
