@@ -18,12 +18,18 @@ from bff.domain.ids import Ids
 log = structlog.get_logger(__name__)
 AUDIT_RETENTION = 400 * 24 * 3600
 """Seconds audit entries are kept (more than a year)."""
-RECORD_SCRIPT = """
-redis.call('xadd', KEYS[1], 'MINID', '~', ARGV[1], '*', unpack(ARGV, 3))
-redis.call('expire', KEYS[1], ARGV[2])
+APPEND_LUA = """
+local function append(key, argv, first, last)
+  redis.call('xadd', key, 'MINID', '~', argv[first], '*', unpack(argv, first + 2, last))
+  redis.call('expire', key, argv[first + 1])
+end
 """
-"""Append an entry (dropping those older than the retention) and keep the stream as long:
-one command, so one light round trip."""
+"""How an entry is appended, for every script that appends one: ARGV from `first` to
+`last` are the oldest entry id to keep, the stream's TTL, then the entry's fields and
+values (`_script_args`). Entries older than the retention are dropped, and the stream is
+kept as long."""
+RECORD_SCRIPT = APPEND_LUA + "append(KEYS[1], ARGV, 1, #ARGV)\n"
+"""One entry: one command, so one light round trip."""
 
 
 class AuditLog:

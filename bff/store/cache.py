@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from bff.domain.ids import Ids
 from bff.runtime.answer_first import later
 from bff.runtime.metrics import Metrics
+from bff.store.audit import APPEND_LUA
 
 log = structlog.get_logger(__name__)
 WINDOWS = ("future", "history")
@@ -73,7 +74,7 @@ token, the number of entries and of generations, each entry's value and TTL, eac
 generation's new token, the generations' TTL. In this order: a process that sees a new
 generation or a released lease finds the entry written. One command, because each
 command costs redis-py client CPU."""
-APPEND_IF_CURRENT_SCRIPT = """
+APPEND_IF_CURRENT_SCRIPT = APPEND_LUA + """
 local n = tonumber(ARGV[1])
 for i = 1, n do
   if redis.call('get', KEYS[i]) ~= ARGV[1 + i] then
@@ -83,8 +84,7 @@ end
 local at = n + 2
 for i = n + 1, #KEYS do
   local count = tonumber(ARGV[at])
-  redis.call('xadd', KEYS[i], 'MINID', '~', ARGV[at + 1], '*', unpack(ARGV, at + 3, at + count))
-  redis.call('expire', KEYS[i], ARGV[at + 2])
+  append(KEYS[i], ARGV, at + 1, at + count)
   at = at + count + 1
 end
 return 1
