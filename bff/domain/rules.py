@@ -15,6 +15,7 @@ from bff.domain.models import (
     Representation,
     RepresentationBasis,
     SourceKind,
+    VisitKind,
 )
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import age_on, start_of_day
@@ -43,13 +44,19 @@ def applies_to(source: SourceConfig, person: PersonRecord | None) -> bool:
 
 
 def shows(source: SourceConfig, appt: Appointment, today_start: datetime) -> bool:
-    """Whether a source's configuration lets this row be shown at all."""
+    """Whether a source's configuration lets this row be shown at all. A municipality shows
+    the services it lists, and of those: cancelled visits not before today, performed
+    visits (the only ones that may lie in the past), and planned visits of a kind it lists,
+    not before today — each only if its `visibility` names it."""
     if source.kind is SourceKind.MUNICIPALITY:
         if appt.service is None or appt.service not in source.services:
             return False
         if appt.cancelled:
             return "cancelled" in source.visibility and appt.start >= today_start
-        return appt.visit_kind is not None and appt.visit_kind.value.lower() in source.visibility
+        if appt.visit_kind is VisitKind.PERFORMED:
+            return "performed" in source.visibility
+        return (appt.visit_kind is not None and appt.visit_kind.value.lower() in source.visibility
+                and appt.start >= today_start)
     return source.allows_department(appt.department_keys)
 
 

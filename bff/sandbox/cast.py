@@ -210,6 +210,7 @@ def _visits(today: date, p: dict[str, CastMember]) -> dict[str, dict[str, list[d
             frogner("osl-f-5", "home_nursing", "performed", "performed", _at(d(-9), 8), 30, employee="Per Pleier"),
             frogner("osl-f-6", "home_nursing", "regular", "cancelled", _at(d(-4), 8), 30, cancelled_by="citizen"),
             frogner("osl-f-7", "home_nursing", "assigned", "planned", _at(d(2), 9), 30, employee="Liv Lie"),
+            frogner("osl-f-8", "home_nursing", "regular", "planned", _at(d(-1), 8), 30),
         ],
         p["mealclient"].pid: [
             _visit("osl-a-1", "home_nursing", "regular", "planned", _at(d(2), 10), 20, district="Alna"),

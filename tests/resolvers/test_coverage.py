@@ -49,8 +49,11 @@ async def test_oslo_performed_visits_show_with_include_past(bff: Bff) -> None:
     performed = [v for v in rows(data) if v["visitKind"] == "PERFORMED"]
     assert len(performed) == 2
     assert all(v["status"] == "FULFILLED" and v["practitioner"] == "Per Pleier" for v in performed)
-    # A visit cancelled before today never shows, not even with includePast.
+    # A visit cancelled before today never shows, not even with includePast; nor does one
+    # planned before today and never marked performed (only performed visits may be past).
     assert not [v for v in rows(data) if v["status"] == "CANCELLED" and v["start"] < data_today(data)]
+    assert not [v for v in rows(data) if v["status"] == "BOOKED" and v["start"] < data_today(data)]
+    assert len(rows(data)) == 5
 
 
 def data_today(data: dict) -> str:

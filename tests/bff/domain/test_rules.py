@@ -96,6 +96,28 @@ def test_visibility_per_municipality() -> None:
     assert not shows(BERGEN, meals, today)
 
 
+@pytest.mark.parametrize(("when", "kind", "status", "cancelled", "oslo", "bergen"), [
+    ("past", VisitKind.REGULAR, AppointmentStatus.BOOKED, False, False, False),
+    ("past", VisitKind.ASSIGNED, AppointmentStatus.ASSIGNED, False, False, False),
+    ("past", VisitKind.PERFORMED, AppointmentStatus.FULFILLED, False, True, False),
+    ("past", VisitKind.REGULAR, AppointmentStatus.CANCELLED, True, False, False),
+    ("future", VisitKind.REGULAR, AppointmentStatus.BOOKED, False, True, True),
+    ("future", VisitKind.ASSIGNED, AppointmentStatus.ASSIGNED, False, False, True),
+    ("future", VisitKind.REGULAR, AppointmentStatus.CANCELLED, True, True, True),
+    ("today", VisitKind.REGULAR, AppointmentStatus.BOOKED, False, True, True),
+], ids=lambda v: getattr(v, "name", str(v)))
+def test_what_each_municipality_shows(when: str, kind: VisitKind, status: AppointmentStatus, cancelled: bool,
+                                      oslo: bool, bergen: bool) -> None:
+    """Oslo: regular future, performed, cancelled future. Bergen: regular, assigned and
+    cancelled future. Only performed visits may lie in the past; a planned visit that
+    started before today (never marked performed) is shown by neither."""
+    today = start_of_day(TODAY)
+    start = {"past": today - timedelta(hours=3), "today": today + timedelta(hours=8),
+             "future": NOW + timedelta(days=2)}[when]
+    row = visit(kind, status, start, cancelled=cancelled)
+    assert (shows(OSLO_SOURCE, row, today), shows(BERGEN, row, today)) == (oslo, bergen)
+
+
 def test_time_filter_never_widens_and_include_past_only_for_sources_with_history() -> None:
     wanted = TimeFilter(start=NOW - timedelta(days=400), include_past=True)
     assert wanted.bounds(GP, TODAY)[0] == NOW - timedelta(days=400)
