@@ -18,6 +18,7 @@ from jwt import PyJWKSet
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -280,6 +281,22 @@ def _too_many(retry_after: int) -> Response:
                         status_code=429, headers={"Retry-After": str(retry_after)})
 
 
+HTTP_ERRORS = {
+    404: ("NOT_FOUND", "Finnes ikke."),
+    405: ("METHOD_NOT_ALLOWED", "Metoden er ikke tillatt her."),
+}
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Every route's 404 and 405 (and any other HTTP error Starlette raises) as JSON: a
+    stable English code, a Norwegian message, the Allow header kept."""
+    status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+    code, message = HTTP_ERRORS.get(status, ("HTTP_ERROR", "Forespørselen kan ikke besvares."))
+    headers = getattr(exc, "headers", None)
+    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status,
+                        headers=headers)
+
+
 async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
@@ -366,7 +383,8 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
                    allow_headers=["Authorization", "Content-Type", "X-Request-ID"], max_age=600),
         Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
     ]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                     exception_handlers={StarletteHTTPException: http_error})
 
 
 async def _services(settings: Settings, catalogue: SourcesFile, trusted: TrustedDocuments,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ def _token(settings: Settings, pid: str, acr: str) -> str:
 async def _serve(settings: Settings) -> None:
     from bff.app import create_app
     from bff.web.logs import configure_logging
-    from bff.web.serving import start_server
+    from bff.web.serving import PortInUse, start_server
 
     configure_logging(settings.log_level)
     variables: dict[str, str] = {}
@@ -39,7 +41,13 @@ async def _serve(settings: Settings) -> None:
     elif settings.sandbox_url:
         variables["SANDBOX_URL"] = settings.sandbox_url
     app = create_app(settings, variables, own_process=True)
-    bff = await start_server(app, settings.host, settings.port, log_level="info")
+    try:
+        bff = await start_server(app, settings.host, settings.port, log_level="info")
+    except PortInUse as exc:
+        if sandbox:
+            await sandbox.stop()
+        raise SystemExit(f"bff serve: {exc.host}:{exc.port} is already in use (another bff serve?); "
+                         "choose another port with --port or BFF_PORT") from None
     if embedded:
         _wire_webhooks(providers.state, app.state.services.catalogue, bff.url)
     _banner(settings, bff.url, sandbox.url if sandbox else None)
@@ -128,12 +136,45 @@ def _cmd_export(args: argparse.Namespace) -> None:
         print(f"wrote {args.output}")
 
 
+WS_REFUSED = 4403
+"""The close code of a connection whose token the server refused."""
 WATCH_QUERY = """subscription Watch($after: String) { cancellationUpdates(after: $after) {
   cursor request { id status providerMessage decidedAt appointment { title start status cancelledBy } } } }"""
 
 
+RESTARTING = frozenset({1001, 1012})
+"""Close codes of a server going away or restarting: reconnect and resume."""
+RECONNECT_WAIT = (0.5, 1.0, 2.0, 5.0)
+
+
 async def _watch(url: str, token: str, after: str | None) -> None:
-    """Print cancellation outcomes as they arrive (graphql-transport-ws), one JSON line each."""
+    """Print cancellation outcomes as they arrive (graphql-transport-ws), one JSON line each;
+    reconnect after a server restart and resume after the last outcome printed."""
+    from websockets.exceptions import ConnectionClosed
+
+    attempt = 0
+    while True:
+        try:
+            async for cursor in _watch_once(url, token, after):
+                after, attempt = cursor, 0
+            return
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            if code == WS_REFUSED:
+                raise SystemExit("bff watch: the server refused the token (expired, or not for this server)") from None
+            if code not in RESTARTING:
+                raise SystemExit(f"bff watch: the connection closed ({code or 'no close code'})") from None
+        except OSError:
+            if attempt == 0 and after is None:
+                raise SystemExit(f"bff watch: nothing is listening at {url} (start it with bff serve, or pass "
+                                 "--url / BFF_HOST / BFF_PORT)") from None
+        wait = RECONNECT_WAIT[min(attempt, len(RECONNECT_WAIT) - 1)]
+        attempt += 1
+        print(f"bff watch: reconnecting in {wait:g} s, resuming after {after or 'now'}", file=sys.stderr, flush=True)
+        await asyncio.sleep(wait)
+
+
+async def _watch_once(url: str, token: str, after: str | None) -> AsyncIterator[str]:
     import json
 
     from websockets.asyncio.client import connect
@@ -144,7 +185,7 @@ async def _watch(url: str, token: str, after: str | None) -> None:
         await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
         ack = json.loads(await ws.recv())
         if ack.get("type") != "connection_ack":
-            raise SystemExit(f"refused: {ack}")
+            raise SystemExit(f"bff watch: the server did not accept the connection: {ack}")
         await ws.send(json.dumps({"id": "1", "type": "subscribe",
                                   "payload": {"query": WATCH_QUERY, "variables": {"after": after}}}))
         print("watching cancellation outcomes (Ctrl-C to stop)", file=sys.stderr, flush=True)
@@ -152,8 +193,9 @@ async def _watch(url: str, token: str, after: str | None) -> None:
             message = json.loads(raw)
             if message.get("type") == "next":
                 print(json.dumps(message["payload"], ensure_ascii=False), flush=True)
+                yield message["payload"]["data"]["cancellationUpdates"]["cursor"]
             elif message.get("type") in ("error", "complete"):
-                raise SystemExit(f"subscription ended: {message}")
+                raise SystemExit(f"bff watch: the subscription ended: {message.get('payload')}")
 
 
 async def _sandbox_only(host: str, port: int) -> None:
@@ -165,34 +207,51 @@ async def _sandbox_only(host: str, port: int) -> None:
     await running.task
 
 
+def _listening() -> tuple[str, int]:
+    """BFF_HOST and BFF_PORT as `bff serve` reads them (their defaults when unset), also
+    when the rest of the environment would not make a valid configuration."""
+    try:
+        settings = Settings()
+    except ValueError:
+        return os.environ.get("BFF_HOST", Settings.model_fields["host"].default), \
+            int(os.environ.get("BFF_PORT", Settings.model_fields["port"].default))
+    return settings.host, settings.port
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bff", description="Timeavtaler BFF")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the BFF (embedded sandbox by default)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    token = sub.add_parser("token", help="print a development token (sandbox only)")
-    token.add_argument("--pid")
-    token.add_argument("--person", help="a sandbox person's handle, e.g. asane")
-    token.add_argument("--acr", default="idporten-loa-high")
+    host, port = _listening()
+    where = f"http://{host}:{port}"
+    serve = sub.add_parser("serve", help="run the BFF (embedded sandbox by default)",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--host", default=host, help="address to listen on (or BFF_HOST)")
+    serve.add_argument("--port", type=int, default=port, help="port to listen on (or BFF_PORT)")
+    token = sub.add_parser("token", help="print a development token (sandbox only)",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    token.add_argument("--pid", help="any 11-digit national identity number")
+    token.add_argument("--person", help="a sandbox person's handle, e.g. asane (see --list)")
+    token.add_argument("--acr", default="idporten-loa-high", help="the login's level of assurance")
     token.add_argument("--list", action="store_true", help="list the sandbox people")
-    export = sub.add_parser("export-schema", help="write the GraphQL SDL")
-    export.add_argument("--output", default="schema.graphql")
+    export = sub.add_parser("export-schema", help="write the GraphQL SDL",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export.add_argument("--output", default="schema.graphql", help="file to write")
     manifest = sub.add_parser("manifest", help="write the trusted-documents manifest from the .graphql files")
     manifest.add_argument("--operations", help="folder of .graphql files (default: bff/trusted/operations)")
     manifest.add_argument("--output", help="manifest path (default: bff/trusted/manifest.json)")
-    watch = sub.add_parser("watch", help="print cancellation outcomes live (sandbox person or token)")
-    watch.add_argument("--url", default="http://127.0.0.1:8000")
+    watch = sub.add_parser("watch", help="print cancellation outcomes live (sandbox person or token)",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    watch.add_argument("--url", default=where, help="the BFF (default from BFF_HOST and BFF_PORT)")
     watch.add_argument("--person", default=DEMO_PERSON, help="a sandbox person's handle")
     watch.add_argument("--token", help="a bearer token (instead of --person)")
     watch.add_argument("--after", help='"0" to replay history, or a cursor to resume after')
-    sandbox = sub.add_parser("sandbox", help="run only the sandbox providers")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8900)
+    sandbox = sub.add_parser("sandbox", help="run only the sandbox providers",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument("--port", type=int, default=8900, help="port to listen on")
     args = parser.parse_args(argv)
     if args.command == "serve":
-        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-        settings = Settings(**overrides)
+        settings = Settings(host=args.host, port=args.port)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_serve(settings))
     elif args.command == "token":

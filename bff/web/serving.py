@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from dataclasses import dataclass
 
@@ -12,6 +13,15 @@ from starlette.types import ASGIApp
 STARTUP_TIMEOUT = 15.0
 GRACEFUL_SHUTDOWN = 5
 """Seconds open requests get to finish when a server stops."""
+
+
+class PortInUse(OSError):
+    """Another process listens on the address."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(errno.EADDRINUSE, f"{host}:{port} is already in use")
+        self.host = host
+        self.port = port
 
 
 @dataclass
@@ -29,10 +39,20 @@ class RunningServer:
 
 async def start_server(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
                        log_level: str = "warning") -> RunningServer:
-    """Serve `app` in this event loop; port 0 picks a free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """Serve `app` in this event loop; port 0 picks a free port. Raises `PortInUse` when
+    another process listens there."""
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on accepted sockets whose protocol
+    # says TCP. Without it Nagle's algorithm meets the client's delayed ACK and every
+    # response after the first on a keep-alive connection waits ~40 ms.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(host, port) from exc
+        raise
     config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, ws="websockets-sansio",
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
     server = uvicorn.Server(config)
