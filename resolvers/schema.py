@@ -18,7 +18,7 @@ from resolvers.appointments.queries import AppointmentQueries
 from resolvers.cancellations.mutations import Mutation
 from resolvers.cancellations.queries import CancellationQueries
 from resolvers.cancellations.subscriptions import Subscription
-from resolvers.errors import PublicErrors
+from resolvers.errors import PublicErrors, QuietSchema
 from resolvers.execution import LeanExecutionContext
 from resolvers.limits import CostLimitRule
 from resolvers.node import NodeQueries
@@ -49,7 +49,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
     """The GraphQL schema; `bff export-schema` prints it as SDL. In production,
     introspection and "did you mean" suggestions are off."""
     hardening = [DisableIntrospection] if production else []
-    return strawberry.Schema(
+    return QuietSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -43,28 +43,35 @@ def scrub_pids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMappi
     return {k: _scrub(v) for k, v in event.items()}
 
 
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """JSON lines on stdout; standard-library loggers (uvicorn, httpx) go the same way."""
-    processors: list[Any] = [
+    """One JSON object per line on stdout, from structlog and from standard-library loggers
+    (uvicorn, Strawberry) alike; a traceback, when there is one, is a field of its line."""
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
-        scrub_pids,
-        structlog.processors.JSONRenderer(),
     ]
     structlog.configure(
-        processors=processors,
+        processors=[*shared, structlog.processors.format_exc_info, scrub_pids, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
+                    scrub_pids, structlog.processors.JSONRenderer()]))
     handler.addFilter(_PidFilter())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    for name in UVICORN_LOGGERS:  # uvicorn's CLI gives these plain-text handlers of their own
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
     # httpx logs full URLs at INFO, and URLs to providers contain pids: keep it quiet.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
