@@ -259,6 +259,7 @@ async def authenticate(scope: Scope) -> Response | None:
 def _calendar(view: BffGraphQL) -> Callable[[Request], Awaitable[Response]]:
     async def execute(request: Request, query: str, variables: dict[str, Any]) -> Any:
         context = await view.get_context(request, Response())
+        context.channel = "calendar"
         return await view.schema.execute(query, variable_values=variables, context_value=context)
 
     async def endpoint(request: Request) -> Response:
@@ -403,7 +404,8 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
     if catalogue.notifier is not None:
         notifier_client = await stack.enter_async_context(_client(catalogue.notifier.timeout))
         notifier = HttpNotifier(catalogue.notifier.url, notifier_client)
-    cancellations = CancellationService(store, cancellers, notifier, cache)
+    audit = AuditLog(redis, settings.redis_prefix, ids)
+    cancellations = CancellationService(store, cancellers, notifier, cache, audit)
     responses = ResponseCache(cache, ids, trusted.documents.values())
     metrics.responses_kept.set_function(lambda: len(responses))
     return Services(
@@ -415,7 +417,7 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
         inbox=Inbox(CancellationStore(webhook_redis, settings.redis_prefix, ids), cancellations,
                     lambda source_id: metrics.webhook_orphans.labels(source_id).inc()),
         events=EventHub(redis, store, settings.redis_prefix),
-        audit=AuditLog(redis, settings.redis_prefix, ids),
+        audit=audit,
         rate_limiter=RateLimiter(redis, settings.redis_prefix, ids, settings.rate_limit_per_minute),
         responses=responses,
     )

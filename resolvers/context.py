@@ -10,7 +10,9 @@ from typing import Any
 import strawberry
 
 from bff.domain.timez import now, today
+from bff.readpath.response_cache import Audit
 from bff.services import Services
+from bff.store.audit import SELF, Actor
 from bff.web.auth import Viewer
 from resolvers.loaders import AppointmentsBySourceLoader, CancellationByAppointmentLoader, PersonByPidLoader
 
@@ -33,7 +35,9 @@ class Context:
     appointments: AppointmentsBySourceLoader = field(init=False)
     cancellations: CancellationByAppointmentLoader = field(init=False)
     connection_params: dict[str, Any] | None = None
-    audited: list[tuple[str, str, str, str, str]] = field(default_factory=list, repr=False)
+    audited: list[Audit] = field(default_factory=list, repr=False)
+    channel: str = "web"
+    """How the viewer reaches their data in this request: web, calendar or subscription."""
     degraded: bool = False
     """Set when a source was not OK: such an answer is not reused."""
 
@@ -48,12 +52,23 @@ class Context:
     def today(self) -> date:
         return today(self.now)
 
-    async def audit(self, subject_pid: str, action: str, outcome: str, what: str = "") -> None:
+    async def audit(self, subject_pid: str, action: str, outcome: str, what: str = "",
+                    channel: str | None = None) -> None:
         """Write an audit entry for the viewer's access, and remember it (a reused answer
         writes the same entries again)."""
-        entry = (self.viewer.pid, subject_pid, action, outcome, what)
+        entry = (self.viewer.pid, subject_pid, action, outcome, what, await self.actor(subject_pid, channel))
         self.audited.append(entry)
         await self.services.audit.record(*entry)
+
+    async def actor(self, subject_pid: str, channel: str | None = None) -> Actor:
+        """Who the viewer is to `subject_pid`, named as the directory names them (the
+        viewer's record is loaded already by whatever asked)."""
+        viewer = (await self.persons.load(self.viewer.pid)).record
+        name = viewer.name if viewer else ""
+        if subject_pid == self.viewer.pid or viewer is None:
+            return Actor(SELF.relation, name, channel or self.channel)
+        basis = next((r.basis.value for r in viewer.may_act_for if r.pid == subject_pid), SELF.relation)
+        return Actor(basis, name, channel or self.channel)
 
     def release(self) -> None:
         """Forget what this request's loaders hold, once its answer is made. graphql-core's

@@ -14,6 +14,7 @@ from strawberry.extensions.max_aliases import create_validator as alias_validato
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
 
+from resolvers.activity.queries import ActivityQueries
 from resolvers.appointments.queries import AppointmentQueries
 from resolvers.cancellations.mutations import Mutation
 from resolvers.cancellations.queries import CancellationQueries
@@ -32,7 +33,7 @@ PARSER_CACHE_SIZE = 256
 
 
 @strawberry.type(description="Read the appointment list and what it is built from.")
-class Query(PersonQueries, AppointmentQueries, CancellationQueries, SourceQueries, NodeQueries):
+class Query(PersonQueries, AppointmentQueries, CancellationQueries, SourceQueries, NodeQueries, ActivityQueries):
     """Each domain's root fields, in the order the schema lists them."""
 
 

@@ -33,6 +33,7 @@ from bff.domain.models import DECISIONS, Appointment, CancellationStatus
 from bff.domain.rules import settled_by_provider
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import now, today
+from bff.store.audit import SELF, Actor, AuditLog
 from bff.store.cache import AppointmentCache
 from connectors.base import CancelAnswer, CancelConnector, Notifier, SourceRejected, SourceUnavailable, UpstreamError
 
@@ -76,6 +77,8 @@ class Target:
     source: SourceConfig
     appointment: Appointment
     open_request: bool = False
+    actor: Actor = SELF
+    """Who the requester is to the subject."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,8 @@ class CancellationService:
     """Takes cancellation requests and records providers' decisions."""
 
     def __init__(self, store: CancellationStore, cancellers: Mapping[str, CancelConnector],
-                 notifier: Notifier | None, cache: AppointmentCache) -> None:
+                 notifier: Notifier | None, cache: AppointmentCache, audit: AuditLog) -> None:
+        self._audit = audit
         self._store = store
         self._cancellers = cancellers
         self._notifier = notifier
@@ -223,6 +227,8 @@ class CancellationService:
         if not record.settled:
             await self._cache.invalidate(record.source_id, record.subject_pid, today())
             await self._cache.bump([record.actor_pid])
+            await self._audit.record(record.actor_pid, record.subject_pid, "decided", record.status.value,
+                                     record.source_id, Actor(record.actor_relation, record.actor_name))
             await self._store.mark(record.request_id, "settled")
         if not record.evented:
             await self._store.append_event(record)
@@ -263,6 +269,7 @@ def _new_record(actor_pid: str, target: Target, reason: str | None, bucket: int)
         request_id=new_request_id(bucket), actor_pid=actor_pid, subject_pid=target.subject_pid,
         source_id=target.source.id, upstream_id=appt.upstream_id, status=CancellationStatus.PENDING,
         requested_at=now().isoformat(), reason=reason, title=appt.title,
+        actor_relation=target.actor.relation, actor_name=target.actor.name,
         service=appt.service.value if appt.service else None, start=appt.start.isoformat(),
         organization=appt.organization,
     )

@@ -119,6 +119,10 @@ class CancellationRecord:
     service: str | None = None
     start: str | None = None
     organization: str | None = None
+    actor_relation: str = "self"
+    """Who the requester is to the subject (self, parent, power_of_attorney), and their
+    name as the directory gave it: for the subject's activity log."""
+    actor_name: str = ""
 
     @property
     def decided(self) -> bool:

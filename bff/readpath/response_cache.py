@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from bff.domain.ids import Ids, document_hash
 from bff.runtime.lru import Lru
-from bff.store.audit import AuditLog
+from bff.store.audit import Actor, AuditLog
 from bff.store.cache import AppointmentCache
 
 MAX_ENTRIES = 10_000
@@ -35,7 +35,9 @@ MAX_AGE = 60.0
 """Seconds an answer may be reused, counted from when its computation began."""
 ID_KINDS = ("P", "A", "C")
 """Person, appointment and cancellation-request ids name a person (owner or actor)."""
-Audit = tuple[str, str, str, str, str]
+Audit = tuple[str, str, str, str, str, Actor]
+"""An audit entry as `AuditLog.record` takes it: actor pid, subject pid, action, outcome,
+what, and who the actor is to the subject."""
 
 
 @dataclass(frozen=True, slots=True)

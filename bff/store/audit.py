@@ -7,6 +7,7 @@ no access goes unrecorded."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -16,8 +17,8 @@ from redis.exceptions import RedisError
 from bff.domain.ids import Ids
 
 log = structlog.get_logger(__name__)
-AUDIT_RETENTION = 400 * 24 * 3600
-"""Seconds audit entries are kept (more than a year)."""
+AUDIT_RETENTION = 396 * 24 * 3600
+"""Seconds audit entries are kept: 13 months (the citizen's activity log shows them)."""
 APPEND_LUA = """
 local function append(key, argv, first, last)
   redis.call('xadd', key, 'MINID', '~', argv[first], '*', unpack(argv, first + 2, last))
@@ -32,6 +33,20 @@ RECORD_SCRIPT = APPEND_LUA + "append(KEYS[1], ARGV, 1, #ARGV)\n"
 """One entry: one command, so one light round trip."""
 
 
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did it, as the subject's activity log tells it: `relation` self, parent or
+    power_of_attorney; `name` as the person directory gave it; `channel` web, calendar or
+    subscription."""
+
+    relation: str = "self"
+    name: str = ""
+    channel: str = "web"
+
+
+SELF = Actor()
+
+
 class AuditLog:
     """Writes audit entries."""
 
@@ -44,25 +59,41 @@ class AuditLog:
     def stream_key(self, subject_pid: str) -> str:
         return f"{self._prefix}:audit:{self._ids.pseudonym(subject_pid)}"
 
-    async def record(self, actor_pid: str, subject_pid: str, action: str, outcome: str, what: str = "") -> None:
-        """`action`: list, read, cancel, subscribe; `outcome`: ok, or a refusal code;
-        `what`: which sources or which object (ids, never content)."""
-        entry = self._entry(actor_pid, subject_pid, action, outcome, what)
+    async def record(self, actor_pid: str, subject_pid: str, action: str, outcome: str, what: str = "",
+                     actor: Actor = SELF) -> None:
+        """`action`: list, read, cancel, decided, subscribe; `outcome`: ok, a status or a
+        refusal code; `what`: which sources or which object (ids, never content); `actor`:
+        who the actor is to the subject, for the citizen's activity log."""
+        entry = self._entry(actor_pid, subject_pid, action, outcome, what, actor)
         try:
             await self._record(keys=[self.stream_key(subject_pid)], args=_script_args(entry))
         except (RedisError, OSError) as exc:
             log.warning("audit.fallback", error=type(exc).__name__, **entry)
 
-    def appendable(self, actor_pid: str, subject_pid: str, action: str, outcome: str,
-                   what: str = "") -> tuple[str, list[Any]]:
+    def appendable(self, actor_pid: str, subject_pid: str, action: str, outcome: str, what: str = "",
+                   actor: Actor = SELF) -> tuple[str, list[Any]]:
         """An entry as RECORD_SCRIPT appends it, for a script that appends it along with
         other work: the stream's key, and the ARGV (the oldest entry id to keep, the
         stream's TTL, then the entry's fields and values)."""
-        return self.stream_key(subject_pid), _script_args(self._entry(actor_pid, subject_pid, action, outcome, what))
+        entry = self._entry(actor_pid, subject_pid, action, outcome, what, actor)
+        return self.stream_key(subject_pid), _script_args(entry)
 
-    def _entry(self, actor_pid: str, subject_pid: str, action: str, outcome: str, what: str) -> dict[str, str]:
+    async def newest(self, subject_pid: str, count: int, before: str | None = None) -> list[tuple[str, dict[str, str]]]:
+        """The subject's entries, newest first: up to `count`, older than the entry id
+        `before` when given (a position that stays put while new entries arrive)."""
+        found: Any = await self._redis.xrevrange(self.stream_key(subject_pid), max=f"({before}" if before else "+",
+                                                 min="-", count=count)
+        return [(_text(entry_id), {_text(k): _text(v) for k, v in fields.items()}) for entry_id, fields in found]
+
+    def _entry(self, actor_pid: str, subject_pid: str, action: str, outcome: str, what: str,
+               actor: Actor) -> dict[str, str]:
         return {"actor": self._ids.pseudonym(actor_pid), "subject": self._ids.pseudonym(subject_pid),
-                "action": action, "outcome": outcome, "what": what, "at": f"{time.time():.3f}"}
+                "action": action, "outcome": outcome, "what": what, "at": f"{time.time():.3f}",
+                "relation": actor.relation, "actor_name": actor.name, "channel": actor.channel}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _script_args(entry: dict[str, str]) -> list[Any]:

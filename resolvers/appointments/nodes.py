@@ -164,7 +164,7 @@ async def find_target(info: Info, appointment_id: str) -> Target | None:
     if found is None:
         return None
     subject, source, appt, latest = found
-    return Target(subject.pid, source, appt, latest is not None and latest.open)
+    return Target(subject.pid, source, appt, latest is not None and latest.open, await info.context.actor(subject.pid))
 
 
 async def find_cancellation(info: Info, request_id: str) -> CancellationRequest | None:

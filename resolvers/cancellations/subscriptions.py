@@ -24,7 +24,7 @@ class Subscription:
             raise PublicError("Logg inn først.", "UNAUTHENTICATED")
         if after is not None and not valid_cursor(after):
             raise BadInput('`after` must be "0" or a cursor from an earlier event.')
-        await ctx.audit(ctx.viewer.pid, "subscribe", "ok", "cancellationUpdates")
+        await ctx.audit(ctx.viewer.pid, "subscribe", "ok", "cancellationUpdates", channel="subscription")
         async for cursor, record in ctx.services.events.updates(ctx.viewer.pid, after):
             ctx.renew()
             yield CancellationEvent(cursor=cursor, request=cancellation_node(info, record))

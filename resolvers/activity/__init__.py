@@ -1,0 +1,1 @@
+"""The citizen's activity log: who has read or changed their appointments."""
