@@ -45,6 +45,7 @@ from bff.readpath.breakers import Breakers
 from bff.readpath.gateway import Gateway
 from bff.readpath.people import People
 from bff.readpath.response_cache import ResponseCache
+from bff.runtime import tracing
 from bff.runtime.answer_first import answer_first
 from bff.runtime.metrics import Metrics
 from bff.services import Services
@@ -347,7 +348,7 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
     catalogue = load_sources(settings.sources, variables)
     only_trusted = settings.production if settings.trusted_documents_only is None else settings.trusted_documents_only
     trusted = TrustedDocuments.load(settings.trusted_documents, enforce=only_trusted)
-    view = BffGraphQL(build_schema(settings.production), trusted, graphql_ide=None)
+    view = BffGraphQL(build_schema(settings.production, traced=tracing.on()), trusted, graphql_ide=None)
     ide = IdePage(operations_dir(), _ide_token(settings)) if settings.profile is Profile.SANDBOX else None
 
     @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from bff.app import create_app
+from bff.runtime.tracing import configure_tracing
 from bff.settings import Settings
 from bff.web.logs import configure_logging
 
@@ -20,5 +21,6 @@ def app() -> Starlette:
         raise SystemExit("bff.asgi needs REDIS_URL: processes share their state through one Redis "
                          "(bff serve uses an embedded Redis for a single process)")
     configure_logging(settings.log_level)
+    configure_tracing()
     return create_app(settings, {"SANDBOX_URL": settings.sandbox_url} if settings.sandbox_url else {},
                       own_process=True)

@@ -25,10 +25,12 @@ def _token(settings: Settings, pid: str, acr: str) -> str:
 
 async def _serve(settings: Settings) -> None:
     from bff.app import create_app
+    from bff.runtime.tracing import configure_tracing
     from bff.web.logs import configure_logging
     from bff.web.serving import PortInUse, start_server
 
     configure_logging(settings.log_level)
+    configure_tracing()
     variables: dict[str, str] = {}
     sandbox = None
     embedded = settings.profile is Profile.SANDBOX and settings.sources is None and settings.sandbox_url is None

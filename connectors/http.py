@@ -8,8 +8,11 @@ from typing import Any
 import aiohttp
 import httpx
 from httpx_aiohttp.transport import AiohttpTransport
+from opentelemetry import propagate, trace
 
 from connectors.base import SourceUnavailable
+
+_tracer = trace.get_tracer("timeavtaler-bff.connectors")
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 """httpx's own default pool limits."""
@@ -86,7 +89,21 @@ def _aiohttp_transport(verify: Any, cert: Any, trust_env: bool, limits: httpx.Li
 
 
 async def send(source: str, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-    """Send one request, mapping transport failures to `SourceUnavailable`."""
+    """Send one request, mapping transport failures to `SourceUnavailable`. While traces
+    are recorded it is a client span (source, method, host, status; never the URL, which
+    names a person) and carries the W3C `traceparent` to the provider."""
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return await _send(source, client, request)
+    with _tracer.start_as_current_span(f"{request.method} {source}", kind=trace.SpanKind.CLIENT, attributes={
+            "bff.source": source, "http.request.method": request.method,
+            "server.address": request.url.host}) as current:
+        propagate.inject(request.headers)
+        response = await _send(source, client, request)
+        current.set_attribute("http.response.status_code", response.status_code)
+        return response
+
+
+async def _send(source: str, client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     try:
         return await client.send(request)
     except httpx.HTTPError as exc:

@@ -25,6 +25,7 @@ from resolvers.limits import CostLimitRule
 from resolvers.node import NodeQueries
 from resolvers.persons.queries import PersonQueries
 from resolvers.sources.queries import SourceQueries
+from resolvers.tracing import OperationSpan
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -46,10 +47,11 @@ LIMIT_RULES = (
 of a document; limiter extensions built per request would each make new classes."""
 
 
-def build_schema(production: bool = False) -> strawberry.Schema:
+def build_schema(production: bool = False, traced: bool = False) -> strawberry.Schema:
     """The GraphQL schema; `bff export-schema` prints it as SDL. In production,
-    introspection and "did you mean" suggestions are off."""
+    introspection and "did you mean" suggestions are off; `traced`: a span per operation."""
     hardening = [DisableIntrospection] if production else []
+    tracing = [OperationSpan] if traced else []
     return QuietSchema(
         query=Query,
         mutation=Mutation,
@@ -57,6 +59,7 @@ def build_schema(production: bool = False) -> strawberry.Schema:
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=production),
         execution_context_class=LeanExecutionContext,
         extensions=[
+            *tracing,
             *hardening,
             lambda: AddValidationRules(list(LIMIT_RULES)),
             PublicErrors,

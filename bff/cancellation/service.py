@@ -33,6 +33,7 @@ from bff.domain.models import DECISIONS, Appointment, CancellationStatus
 from bff.domain.rules import settled_by_provider
 from bff.domain.sources import SourceConfig
 from bff.domain.timez import now, today
+from bff.runtime import tracing
 from bff.store.audit import SELF, Actor, AuditLog
 from bff.store.cache import AppointmentCache
 from connectors.base import CancelAnswer, CancelConnector, Notifier, SourceRejected, SourceUnavailable, UpstreamError
@@ -165,6 +166,10 @@ class CancellationService:
 
     async def send(self, record: CancellationRecord) -> CancellationRecord:
         """Send a stored request; a provider that is down leaves it PENDING for the worker."""
+        with tracing.span("cancellation.send", attributes={"bff.source": record.source_id}):
+            return await self._send(record)
+
+    async def _send(self, record: CancellationRecord) -> CancellationRecord:
         canceller = self._cancellers[record.source_id]
         try:
             async for attempt in AsyncRetrying(stop=stop_after_attempt(SEND_ATTEMPTS), reraise=True,

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from bff.cancellation.service import CancellationService
 from bff.cancellation.store import CancellationStore
+from bff.runtime import tracing
 from bff.runtime.tasks import Background
 
 log = structlog.get_logger(__name__)
@@ -51,13 +52,25 @@ class CancellationWorker(Background):
             await asyncio.sleep(self._interval)
 
     async def sweep(self) -> None:
-        for request_id, since in await self._store.pending():
-            record = await self._store.get(request_id)
-            if record is None:
-                await self._store.done(request_id)
-            elif record.decided:
+        pending = await self._store.pending()
+        if not pending:
+            return
+        with tracing.span("cancellation.sweep", attributes={"bff.pending": len(pending)}):
+            for request_id, since in pending:
+                await self._step(request_id, since)
+
+    async def _step(self, request_id: str, since: float) -> None:
+        record = await self._store.get(request_id)
+        if record is None:
+            await self._store.done(request_id)
+            return
+        step = "finish" if record.decided else "send" if not record.sent else "poll"
+        if step == "poll" and time.time() - since < self._poll_after:
+            return
+        with tracing.span(f"cancellation.worker.{step}", attributes={"bff.source": record.source_id}):
+            if step == "finish":
                 await self._service.finish(record)
-            elif not record.sent:
+            elif step == "send":
                 await self._service.send(record)
-            elif time.time() - since >= self._poll_after:
+            else:
                 await self._service.poll(record)

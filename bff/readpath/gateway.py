@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 
 import structlog
+from opentelemetry.trace import get_current_span
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from bff.domain.models import Appointment
@@ -34,6 +35,7 @@ from bff.domain.timez import OSLO, start_of_day
 from bff.readpath.breakers import Breakers, CircuitOpen
 from bff.readpath.codec import dump_entry, load_entry
 from bff.readpath.singleflight import SingleFlight
+from bff.runtime import tracing
 from bff.runtime.lru import Lru
 from bff.runtime.metrics import Metrics
 from bff.runtime.tasks import stop
@@ -198,6 +200,14 @@ class Gateway:
 
     async def fetch(self, source: SourceConfig, pids: Sequence[str], history: bool, today: date,
                     deadline: float, ahead: ReadAhead | None = None) -> dict[str, SourceOutcome]:
+        with tracing.span("source", attributes={"bff.source": source.id, "bff.persons": len(pids)}) as current:
+            outcomes = await self._fetch(source, pids, history, today, deadline, ahead)
+            if current is not None:
+                current.set_attribute("bff.states", sorted({o.state.value for o in outcomes.values()}))
+            return outcomes
+
+    async def _fetch(self, source: SourceConfig, pids: Sequence[str], history: bool, today: date,
+                     deadline: float, ahead: ReadAhead | None) -> dict[str, SourceOutcome]:
         window = fetch_window(source, history, today)
         keys = {pid: self._key(source, history, today, pid) for pid in pids}
         read = await ahead.take(list(keys.values())) if ahead is not None else {}
@@ -209,6 +219,9 @@ class Gateway:
         entries = {pid: self._decode(keys[pid], read[keys[pid]][0], pid) for pid in pids}
         outcomes: dict[str, SourceOutcome] = {}
         need, revalidate = self._triage(source, entries, keys, outcomes)
+        if tracing.on():
+            get_current_span().set_attributes({"bff.cache.fresh": len(outcomes) - len(revalidate),
+                                               "bff.cache.revalidate": len(revalidate), "bff.cache.miss": len(need)})
         if revalidate:
             self._refresh_in_background(source, revalidate, window, keys)
         if need:
@@ -313,6 +326,8 @@ class Gateway:
                                      source.cache_ttl + max(source.stale_ttl, source.revalidate_ttl), changed=pids)
             return dict(rows)
         except CircuitOpen:
+            if tracing.on():
+                get_current_span().set_attribute("bff.breaker", "open")
             self._metrics.upstream_errors.labels(source.id, "circuit_open").inc()
             return {pid: Failure(CIRCUIT_TEXT, "circuit_open") for pid in pids}
         except UpstreamError as exc:
@@ -330,7 +345,7 @@ class Gateway:
             # and its per-call bookkeeping (~30 µs) stood in the way of every later call of
             # a list's fan-out. After a failure tenacity takes over, counting that attempt.
             try:
-                return await self._timed(source, pids, window)
+                return await self._timed(source, pids, window, 1)
             except SourceUnavailable as exc:
                 if not worth_retrying(exc):
                     raise
@@ -341,10 +356,14 @@ class Gateway:
                     if failed is not None:
                         first, failed = failed, None
                         raise first
-                    return await self._timed(source, pids, window)
+                    return await self._timed(source, pids, window, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable: tenacity reraises the last failure")
 
-    async def _timed(self, source: SourceConfig, pids: list[str], window: Window) -> FetchResult:
+    async def _timed(self, source: SourceConfig, pids: list[str], window: Window, attempt: int) -> FetchResult:
+        with tracing.span("upstream.attempt", attributes={"bff.source": source.id, "bff.attempt": attempt}):
+            return await self._measured(source, pids, window)
+
+    async def _measured(self, source: SourceConfig, pids: list[str], window: Window) -> FetchResult:
         started = time.perf_counter()
         try:
             result = await self._connectors[source.id].fetch(pids, window)

@@ -253,6 +253,7 @@ def admin_routes(state: SandboxState) -> list[Route]:
 
     async def calls(request: Request) -> Response:
         return JSONResponse({"calls": dict(state.log.calls), "mostAtOnce": dict(state.log.most_at_once),
+                             "traces": dict(state.log.traces),
                              "patientsPerSearch": [list(x) for x in state.log.patients_per_search]})
 
     async def reset_calls(request: Request) -> Response:

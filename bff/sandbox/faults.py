@@ -56,9 +56,12 @@ class CallLog:
     in_flight: Counter[str] = field(default_factory=Counter)
     most_at_once: Counter[str] = field(default_factory=Counter)
     """The most requests a target had in progress at the same time."""
+    traces: Counter[str] = field(default_factory=Counter)
+    """Calls per W3C trace id their `traceparent` named."""
 
     def reset(self) -> None:
         self.calls.clear()
+        self.traces.clear()
         self.patients_per_search.clear()
         self.most_at_once.clear()
 
@@ -86,6 +89,9 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         self.log.calls[target] += 1
+        traceparent = dict(scope.get("headers") or []).get(b"traceparent", b"").decode("latin-1").split("-")
+        if len(traceparent) == 4:
+            self.log.traces[traceparent[1]] += 1
         if scope["path"].endswith("/Appointment") and scope["method"] == "GET":
             query = scope.get("query_string", b"").decode()
             self.log.patients_per_search.append((target, _patients_in(query)))

@@ -11,7 +11,11 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, get_current_span
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bff.runtime import tracing
 
 PID_PATTERN = re.compile(r"(?<!\d)\d{11}(?!\d)")
 REDACTED = "[redacted-pid]"
@@ -51,6 +55,7 @@ def configure_logging(level: str = "INFO") -> None:
     (uvicorn, Strawberry) alike; a traceback, when there is one, is a field of its line."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        _add_trace_id,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -75,6 +80,14 @@ def configure_logging(level: str = "INFO") -> None:
     # httpx logs full URLs at INFO, and URLs to providers contain pids: keep it quiet.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _add_trace_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the trace id, when the line is written inside a trace."""
+    found = tracing.trace_id()
+    if found is not None:
+        event["trace_id"] = found
+    return event
 
 
 class _PidFilter(logging.Filter):
@@ -106,6 +119,19 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (REQUEST_ID_HEADER, request_id.encode())]
+                if tracing.on():
+                    get_current_span().set_attribute("http.response.status_code", message["status"])
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        if not tracing.on():
+            await self.app(scope, receive, send_with_id)
+            return
+        # The caller's W3C traceparent, if any, makes this request part of its trace.
+        parent = propagate.extract({k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []})
+        method = scope.get("method", "WS")
+        with tracing.tracer.start_as_current_span(f"{method} {scope.get('path', '')}", context=parent,
+                                                  kind=SpanKind.SERVER,
+                                                  attributes={"http.request.method": method,
+                                                              "url.path": scope.get("path", ""),
+                                                              "bff.request_id": request_id}):
+            await self.app(scope, receive, send_with_id)
