@@ -232,8 +232,9 @@ class CancellationService:
         if not record.settled:
             await self._cache.invalidate(record.source_id, record.subject_pid, today())
             await self._cache.bump([record.actor_pid])
-            await self._audit.record(record.actor_pid, record.subject_pid, "decided", record.status.value,
-                                     record.source_id, Actor(record.actor_relation, record.actor_name))
+            await self._audit.record_once(f"decided:{record.request_id}", record.actor_pid, record.subject_pid,
+                                          "decided", record.status.value, record.source_id,
+                                          Actor(record.actor_relation, record.actor_name))
             await self._store.mark(record.request_id, "settled")
         if not record.evented:
             await self._store.append_event(record)

@@ -31,6 +31,13 @@ values (`_script_args`). Entries older than the retention are dropped, and the s
 kept as long."""
 RECORD_SCRIPT = APPEND_LUA + "append(KEYS[1], ARGV, 1, #ARGV)\n"
 """One entry: one command, so one light round trip."""
+RECORD_ONCE_SCRIPT = APPEND_LUA + """
+if not redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[#ARGV]) then return 0 end
+append(KEYS[1], ARGV, 1, #ARGV - 1)
+return 1
+"""
+"""One entry, once for the marker KEYS[2] (kept as long as the entries): an event that two
+processes may both record (a provider's decision) appears once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,7 @@ class AuditLog:
         self._prefix = prefix
         self._ids = ids
         self._record = redis.register_script(RECORD_SCRIPT)
+        self._record_once = redis.register_script(RECORD_ONCE_SCRIPT)
 
     def stream_key(self, subject_pid: str) -> str:
         return f"{self._prefix}:audit:{self._ids.pseudonym(subject_pid)}"
@@ -67,6 +75,16 @@ class AuditLog:
         entry = self._entry(actor_pid, subject_pid, action, outcome, what, actor)
         try:
             await self._record(keys=[self.stream_key(subject_pid)], args=_script_args(entry))
+        except (RedisError, OSError) as exc:
+            log.warning("audit.fallback", error=type(exc).__name__, **entry)
+
+    async def record_once(self, marker: str, actor_pid: str, subject_pid: str, action: str, outcome: str,
+                          what: str = "", actor: Actor = SELF) -> None:
+        """`record`, once for `marker` (e.g. a request id), however often it is called."""
+        entry = self._entry(actor_pid, subject_pid, action, outcome, what, actor)
+        key = self.stream_key(subject_pid)
+        try:
+            await self._record_once(keys=[key, f"{key}:once:{marker}"], args=[*_script_args(entry), AUDIT_RETENTION])
         except (RedisError, OSError) as exc:
             log.warning("audit.fallback", error=type(exc).__name__, **entry)
 

@@ -46,6 +46,8 @@ async def test_two_finishers_racing_append_one_event_and_send_one_varsel(bff: Bf
     assert (await sandbox.calls()).get("varsel") == 1
     assert len([n for n in await sandbox.notifications() if n["outcome"] == "accepted"]) == 1
     assert await store_of(bff).pending() == []
+    audited = await bff.app.state.services.audit.newest(PEOPLE["asane"].pid, 100)
+    assert [f["outcome"] for _, f in audited if f["action"] == "decided"] == ["ACCEPTED"]  # the activity log: once
 
 
 async def _half_made_key(bff: Bff, visit: dict[str, Any], key: str, age: float) -> None:
