@@ -191,7 +191,8 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
             token = bearer_token(raw if isinstance(raw, str) else None)
             context.viewer = await context.services.verifier.verify(token)
         except TokenError as exc:
-            raise ConnectionRejectionError({"message": exc.message, "code": exc.error}) from exc
+            raise ConnectionRejectionError({"message": exc.citizen_message, "code": exc.error,
+                                            "reason": exc.message}) from exc
         return cast(UnsetType, UNSET)
 
 
@@ -271,9 +272,12 @@ def _calendar(view: BffGraphQL) -> Callable[[Request], Awaitable[Response]]:
 
 
 def _refuse(exc: TokenError) -> Response:
+    """401, 403 or 503: a bokmål message for people, the code and the (English, ASCII, as
+    RFC 6750 wants it in the challenge) reason for programs."""
     challenge = f'Bearer error="{exc.error}", error_description="{exc.message}"'
-    return JSONResponse({"errors": [{"message": exc.message, "extensions": {"code": "UNAUTHENTICATED"
-                                     if exc.status == 401 else "FORBIDDEN"}}]},
+    code = {401: "UNAUTHENTICATED", 403: "FORBIDDEN"}.get(exc.status, "UNAVAILABLE")
+    return JSONResponse({"errors": [{"message": exc.citizen_message, "extensions": {"code": code,
+                                                                                 "reason": exc.message}}]},
                         status_code=exc.status, headers={"WWW-Authenticate": challenge})
 
 

@@ -15,13 +15,14 @@ from strawberry.types.execution import ExecutionContext
 from bff.domain.errors import PublicError
 
 log = structlog.get_logger(__name__)
+UNEXPECTED_TEXT = "Noe gikk galt hos oss. Prøv igjen om litt."
 
 
 class PublicErrors(MaskErrors):
     """Masks unexpected errors; labels expected ones with `extensions.code`."""
 
     def __init__(self) -> None:
-        super().__init__(should_mask_error=_is_unexpected, error_message="Unexpected error.")
+        super().__init__(should_mask_error=_is_unexpected, error_message=UNEXPECTED_TEXT)
 
     def _process_result(self, result: object) -> None:
         # Strawberry first checks the result against a runtime Protocol, ~15 µs an
@@ -44,8 +45,8 @@ class PublicErrors(MaskErrors):
         # The traceback only where an operator asks for it (BFF_LOG_LEVEL=DEBUG).
         log.error("graphql.unexpected_error", correlation_id=correlation, path=error.path,
                   error=type(original).__name__, exc_info=original if log.is_enabled_for(logging.DEBUG) else None)
-        return GraphQLError(f"Unexpected error (reference {correlation}).", nodes=error.nodes,
-                            source=error.source, positions=error.positions, path=error.path,
+        return GraphQLError(f"{UNEXPECTED_TEXT} (referanse {correlation})", nodes=error.nodes, source=error.source,
+                            positions=error.positions, path=error.path,
                             extensions={"code": "INTERNAL", "correlationId": correlation})
 
 

@@ -49,14 +49,27 @@ class Viewer:
     acr: str
 
 
+CITIZEN_MESSAGES = {
+    401: "Innloggingen er ikke gyldig lenger. Logg inn på nytt.",
+    403: "Denne tjenesten krever innlogging med høyt sikkerhetsnivå (for eksempel BankID). Logg inn på nytt med det.",
+    503: "Vi får ikke sjekket innloggingen akkurat nå. Prøv igjen om litt.",
+}
+
+
 class TokenError(Exception):
     """A token was refused; `status` is 401 (invalid) or 403 (too low assurance)."""
 
     def __init__(self, message: str, status: int = 401, error: str = "invalid_token") -> None:
         super().__init__(message)
         self.message = message
+        """Why, in English, for the developer (and the WWW-Authenticate challenge)."""
         self.status = status
         self.error = error
+
+    @property
+    def citizen_message(self) -> str:
+        """What a person is told, in bokmål."""
+        return CITIZEN_MESSAGES.get(self.status, CITIZEN_MESSAGES[401])
 
 
 class KeySet:

@@ -30,7 +30,7 @@ class ActivityQueries:
                        on_behalf_of: strawberry.ID | None = None) -> ActivityConnection:
         first = DEFAULT_PAGE_SIZE if first is None else first
         if not 0 <= first <= MAX_PAGE_SIZE:
-            raise BadInput(f"`first` must be between 0 and {MAX_PAGE_SIZE}.")
+            raise BadInput(f"`first` må være mellom 0 og {MAX_PAGE_SIZE}.")
         whose = await _whose(info, on_behalf_of)
         return await _page(info, whose, first, _position(info, whose, after))
 
@@ -49,7 +49,7 @@ def _position(info: Info, whose: Subject, after: str | None) -> str | None:
     ids = info.context.services.ids
     parts = ids.decode("L", after)
     if parts is None or len(parts) != 2 or parts[1] != ids.pseudonym(whose.pid):
-        raise BadInput("`after` is not a cursor from this log.")
+        raise BadInput("`after` er ikke en markør fra denne loggen.")
     return parts[0]
 
 

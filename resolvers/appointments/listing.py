@@ -100,7 +100,7 @@ def page_request(info: Info, first: int | None, after: str | None) -> tuple[int,
     """`first` (checked) and the position `after` names."""
     first = DEFAULT_PAGE_SIZE if first is None else first
     if not 0 <= first <= MAX_PAGE_SIZE:
-        raise BadInput(f"`first` must be between 0 and {MAX_PAGE_SIZE}.")
+        raise BadInput(f"`first` må være mellom 0 og {MAX_PAGE_SIZE}.")
     if after is None:
         return first, None
     parts = info.context.services.ids.decode("K", after)
@@ -109,7 +109,7 @@ def page_request(info: Info, first: int | None, after: str | None) -> tuple[int,
             raise ValueError
         return first, (to_oslo(datetime.fromisoformat(parts[0])), parts[1], parts[2])
     except ValueError:
-        raise BadInput("`after` is not a cursor from this list.") from None
+        raise BadInput("`after` er ikke en markør fra denne listen.") from None
 
 
 async def consulted_for(info: Info, wanted: ListFilter, on_behalf_of: strawberry.ID | None) -> tuple[

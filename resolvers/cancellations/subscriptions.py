@@ -23,7 +23,7 @@ class Subscription:
         if not ctx.authenticated:
             raise PublicError("Logg inn først.", "UNAUTHENTICATED")
         if after is not None and not valid_cursor(after):
-            raise BadInput('`after` must be "0" or a cursor from an earlier event.')
+            raise BadInput('`after` må være "0" eller en markør fra en tidligere hendelse.')
         await ctx.audit(ctx.viewer.pid, "subscribe", "ok", "cancellationUpdates", channel="subscription")
         async for cursor, record in ctx.services.events.updates(ctx.viewer.pid, after):
             ctx.renew()

@@ -35,7 +35,7 @@ def test_unexpected_errors_are_masked_with_a_reference_that_the_log_shares(capsy
     assert "secret" not in error.message and "12345678901" not in error.message
     reference = (error.extensions or {})["correlationId"]
     assert re.fullmatch(r"[0-9a-f]{16}", reference)
-    assert error.message == f"Unexpected error (reference {reference})."
+    assert error.message == f"Noe gikk galt hos oss. Prøv igjen om litt. (referanse {reference})"
     assert (error.extensions or {})["code"] == "INTERNAL"
     assert reference in capsys.readouterr().out
 

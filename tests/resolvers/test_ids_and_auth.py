@@ -68,7 +68,9 @@ async def test_substantial_assurance_is_403_with_a_clear_message(bff: Bff) -> No
     response = await bff.http.post(f"{bff.url}/graphql", json={"query": "{ me { name } }"},
                                    headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 403
-    assert "idporten-loa-high" in response.json()["errors"][0]["message"]
+    error = response.json()["errors"][0]
+    assert "høyt sikkerhetsnivå" in error["message"]  # for the citizen, in bokmål
+    assert error["extensions"]["code"] == "FORBIDDEN" and "idporten-loa-high" in error["extensions"]["reason"]
 
 
 async def test_me_names_the_viewer_and_whom_they_may_act_for(bff: Bff) -> None:

@@ -143,7 +143,8 @@ async def test_low_assurance_is_403(guarded: Bff, idp: Idp) -> None:
     response = await ask(guarded, idp.token(acr="idporten-loa-substantial"))
     assert response.status_code == 403
     assert 'error="insufficient_user_authentication"' in response.headers["www-authenticate"]
-    assert "idporten-loa-high" in response.json()["errors"][0]["message"]
+    assert "høyt sikkerhetsnivå" in response.json()["errors"][0]["message"]
+    assert "idporten-loa-high" in response.json()["errors"][0]["extensions"]["reason"]
 
 
 async def test_an_unknown_kid_triggers_one_rate_limited_refetch_and_rotation_works(guarded: Bff, idp: Idp) -> None:
