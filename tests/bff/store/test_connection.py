@@ -1,0 +1,22 @@
+"""The embedded Redis `bff serve` starts when REDIS_URL is unset."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bff.store.connection import open_redis
+
+
+def folders() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("bff-redis-*"))
+
+
+async def test_the_embedded_redis_persists_and_leaves_no_folder_behind() -> None:
+    before = folders()
+    async with open_redis(None) as (shared, webhooks):
+        assert list((await shared.config_get("appendonly")).values()) in (["yes"], [b"yes"])  # AOF, as required
+        await shared.set("k", "v")
+        assert await webhooks.get("k") in (b"v", "v")  # two pools, one server
+        assert folders() - before  # its folder exists while it runs
+    assert folders() == before
