@@ -10,7 +10,6 @@ invalidated; the worker finishes any of these a crash left undone.
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from bff.cancellation.store import (
     new_request_id,
 )
 from bff.domain.access import CancelRefusal, cancel_refusal
+from bff.domain.errors import Coded
 from bff.domain.models import DECISIONS, Appointment, CancellationStatus
 from bff.domain.rules import settled_by_provider
 from bff.domain.sources import SourceConfig
@@ -45,7 +45,7 @@ CREATE_TRIES = 3
 NOTIFY_LEASE_MS = 30_000
 REFUSED_TEXT = "Tilbyderen tok ikke imot avbestillingen."
 
-class RequestProblem(enum.Enum):
+class RequestProblem(Coded):
     """Why a mutation made no request, other than the access policy refusing it
     (`CancelRefusal`): the code (its name) and the message for the citizen (its value)."""
 
@@ -54,14 +54,6 @@ class RequestProblem(enum.Enum):
     IN_PROGRESS = "Forespørselen med denne nøkkelen behandles fortsatt. Prøv igjen om litt."
     INVALID_INPUT = "Ugyldig forespørsel."
     TEMPORARILY_UNAVAILABLE = "Vi får ikke registrert avbestillingen akkurat nå. Prøv igjen om litt."
-
-    @property
-    def code(self) -> str:
-        return self.name
-
-    @property
-    def message(self) -> str:
-        return str(self.value)
 
 
 Problem = CancelRefusal | RequestProblem

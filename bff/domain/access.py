@@ -5,9 +5,9 @@ the cancellation mutation — asks these functions; none decides on its own."""
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime, timedelta
 
+from bff.domain.errors import Coded
 from bff.domain.models import Appointment, AppointmentStatus, PersonRecord, SourceKind
 from bff.domain.rules import TimeFilter, applies_to, shows
 from bff.domain.sources import SourceConfig
@@ -39,7 +39,7 @@ def may_see(source: SourceConfig, appt: Appointment, kinds: frozenset[SourceKind
             and window.admits(source, appt, today))
 
 
-class CancelRefusal(enum.Enum):
+class CancelRefusal(Coded):
     """Why an appointment cannot be cancelled: the code (its name) and the message for
     the citizen (its value)."""
 
@@ -49,14 +49,6 @@ class CancelRefusal(enum.Enum):
     IN_THE_PAST = "Avtalen har allerede startet eller er forbi."
     TOO_CLOSE_TO_START = "Det er for kort tid til avtalen til å avbestille her. Kontakt tilbyderen."
     REQUEST_PENDING = "Det er allerede sendt en avbestilling som venter på svar."
-
-    @property
-    def code(self) -> str:
-        return self.name
-
-    @property
-    def message(self) -> str:
-        return str(self.value)
 
 
 def cancel_refusal(source: SourceConfig, appt: Appointment, now: datetime,

@@ -5,6 +5,8 @@ log has the detail)."""
 
 from __future__ import annotations
 
+import enum
+
 
 class PublicError(Exception):
     """An expected failure, shown to the client with its code."""
@@ -34,3 +36,16 @@ class Unavailable(PublicError):
     """A dependency needed for this answer is down; try again later."""
 
     code = "UNAVAILABLE"
+
+
+class Coded(enum.Enum):
+    """An answer a client acts on: its name is the stable (English) code, its value the
+    message for the citizen (bokmål)."""
+
+    @property
+    def code(self) -> str:
+        return self.name
+
+    @property
+    def message(self) -> str:
+        return str(self.value)

@@ -3,17 +3,12 @@ an INFO line with its code, never an ERROR with a traceback."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 
 import httpx
 
-from bff.settings import DEV_ISSUER
-from bff.web.auth import load_dev_key, mint_dev_token
-from tests.conftest import PEOPLE, Bff, Sandbox, redis_url_for_tests
-from tests.redis_process import free_port
+from tests.clients.asgi_process import bff_asgi
+from tests.conftest import Bff, Sandbox, redis_url_for_tests
 
 MISTAKES = [
     {"query": "{ appointments { nodes { id } "},                      # syntax
@@ -26,32 +21,16 @@ MISTAKES = [
 
 
 async def test_every_line_is_json_and_no_client_mistake_is_logged_above_info(bff: Bff, sandbox: Sandbox) -> None:
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url_for_tests(), "BFF_SANDBOX_URL": sandbox.url,
-           "BFF_DEV_KEY_FILE": str(bff.key_file), "BFF_REDIS_PREFIX": f"{bff.settings.redis_prefix}-logs"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--port", str(port),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    token = mint_dev_token(load_dev_key(bff.key_file), PEOPLE["asane"].pid, issuer=DEV_ISSUER,
-                           audience=bff.settings.oidc_audience, acr="idporten-loa-high")
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            for _ in range(100):
-                try:
-                    if (await http.get(f"{url}/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
-            for body in MISTAKES:
-                await http.post(f"{url}/graphql", json=body, headers={"Authorization": f"Bearer {token}"})
-            await http.post(f"{url}/graphql", json={"query": "{ me { name } }"},
-                            headers={"Authorization": "Bearer not-a-token"})
-            await http.get(f"{url}/nowhere")
-    finally:
-        process.terminate()
-        output, _ = await process.communicate()
-    lines = [line for line in output.decode().splitlines() if line.strip()]
+    env = {"REDIS_URL": redis_url_for_tests(), "BFF_SANDBOX_URL": sandbox.url, "BFF_DEV_KEY_FILE": str(bff.key_file),
+           "BFF_REDIS_PREFIX": f"{bff.settings.redis_prefix}-logs"}
+    kari = {"Authorization": f"Bearer {bff.token('asane')}"}
+    async with bff_asgi(env) as running, httpx.AsyncClient(timeout=10) as http:
+        for body in MISTAKES:
+            await http.post(f"{running.url}/graphql", json=body, headers=kari)
+        await http.post(f"{running.url}/graphql", json={"query": "{ me { name } }"},
+                        headers={"Authorization": "Bearer not-a-token"})
+        await http.get(f"{running.url}/nowhere")
+    lines = [line for line in running.output.splitlines() if line.strip()]
     not_json = [line for line in lines if not line.startswith("{")]
     assert not_json == [], not_json
     events = [json.loads(line) for line in lines]

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import sys
 from typing import Any
 
 import httpx
@@ -25,11 +23,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bff.settings import DEV_ISSUER
-from bff.web.auth import load_dev_key, mint_dev_token
 from bff.web.serving import start_server
+from tests.clients.asgi_process import bff_asgi
 from tests.conftest import PEOPLE, Bff, Sandbox, redis_url_for_tests
-from tests.redis_process import free_port
 
 LIST = "query Liste { appointments(first: 20) { totalCount nodes { id title } sources { state } } }"
 
@@ -55,28 +51,15 @@ def attributes(span: Any) -> dict[str, Any]:
 async def test_one_list_request_is_one_trace_from_the_caller_to_each_provider(bff: Bff, sandbox: Sandbox) -> None:
     spans: list[Any] = []
     otlp = await start_server(collector(spans))
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url_for_tests(), "BFF_SANDBOX_URL": sandbox.url,
-           "BFF_DEV_KEY_FILE": str(bff.key_file), "BFF_REDIS_PREFIX": f"{bff.settings.redis_prefix}-otel",
-           "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--port", str(port),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    env = {"REDIS_URL": redis_url_for_tests(), "BFF_SANDBOX_URL": sandbox.url, "BFF_DEV_KEY_FILE": str(bff.key_file),
+           "BFF_REDIS_PREFIX": f"{bff.settings.redis_prefix}-otel", "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+           "OTEL_BSP_SCHEDULE_DELAY": "100"}
     trace_id, caller = secrets.token_hex(16), secrets.token_hex(8)
-    token = mint_dev_token(load_dev_key(bff.key_file), PEOPLE["asane"].pid, issuer=DEV_ISSUER,
-                           audience=bff.settings.oidc_audience, acr="idporten-loa-high")
     try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            for _ in range(100):
-                try:
-                    if (await http.get(f"{url}/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
+        async with bff_asgi(env) as running, httpx.AsyncClient(timeout=10) as http:
             await sandbox.clear()
-            answer = await http.post(f"{url}/graphql", json={"query": LIST, "operationName": "Liste"},
-                                     headers={"Authorization": f"Bearer {token}",
+            answer = await http.post(f"{running.url}/graphql", json={"query": LIST, "operationName": "Liste"},
+                                     headers={"Authorization": f"Bearer {bff.token('asane')}",
                                               "traceparent": f"00-{trace_id}-{caller}-01"})
             assert answer.status_code == 200 and answer.json()["data"]["appointments"]["totalCount"] > 0
             for _ in range(100):
@@ -85,8 +68,6 @@ async def test_one_list_request_is_one_trace_from_the_caller_to_each_provider(bf
                 await asyncio.sleep(0.1)
             await asyncio.sleep(0.5)  # the rest of the batch
     finally:
-        process.terminate()
-        output, _ = await process.communicate()
         await otlp.stop()
     ours = [s for s in spans if s.trace_id.hex() == trace_id]
     by_id = {s.span_id: s for s in ours}
@@ -122,5 +103,5 @@ async def test_one_list_request_is_one_trace_from_the_caller_to_each_provider(bf
     texts = [str(v) for s in spans for v in attributes(s).values()] + [s.name for s in spans]
     assert not [t for t in texts if any(x in t for x in secrets_of_people)]
     # The request's log lines carry its trace id.
-    lines = [json.loads(line) for line in output.decode().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in running.output.splitlines() if line.startswith("{")]
     assert any(line.get("trace_id") == trace_id for line in lines)
