@@ -187,6 +187,7 @@ async def bff(bff_server: tuple[RunningServer, Settings, Any], sandbox: Sandbox,
               redis_prefix: str) -> AsyncIterator[Bff]:
     """The running BFF, with a clean cache, closed breakers, no faults and zeroed call counters."""
     running, settings, app = bff_server
+    await app.state.services.gateway.settled()  # no refresh of the previous test calls a provider in this one
     await app.state.services.cache.settled()  # nothing of the previous test lands in Redis later
     keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}:*", count=1000)]
     if keys:

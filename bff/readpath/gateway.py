@@ -173,6 +173,11 @@ class Gateway:
         """When this process last failed to refresh an entry: until a refresh succeeds, an
         entry past its freshness is served as what it is, STALE, not as OK."""
 
+    async def settled(self) -> None:
+        """Return once the background refreshes and started fetches under way have ended."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
     async def aclose(self) -> None:
         """Stop background refreshes and started fetches (at shutdown)."""
         for task in list(self._background):
