@@ -84,7 +84,7 @@ def _banner(settings: Settings, url: str, sandbox_url: str | None) -> None:
         lines += [f"Development token for {person.name} (sandbox person '{DEMO_PERSON}'), as a GraphiQL header:",
                   f'  {{"Authorization": "Bearer {token}"}}',
                   "More tokens: bff token --person <handle> (handles: bff token --list)"]
-    print("\n".join(lines), flush=True)
+    print("\n".join(lines), file=sys.stderr, flush=True)  # stdout is for the JSON log lines
 
 
 def _person_pid(handle: str) -> str:

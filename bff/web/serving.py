@@ -53,8 +53,10 @@ async def start_server(app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *,
         if exc.errno == errno.EADDRINUSE:
             raise PortInUse(host, port) from exc
         raise
+    # log_config=None: uvicorn's loggers go through the process's own logging (one JSON
+    # object per line under bff serve), not through plain-text handlers of uvicorn's.
     config = uvicorn.Config(app, log_level=log_level, lifespan="on", access_log=False, ws="websockets-sansio",
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN, log_config=None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+import httpx
+
 from bff.web.serving import start_server
 from tests.conftest import Bff, redis_url_for_tests
 from tests.redis_process import free_port
@@ -126,3 +128,22 @@ async def test_bff_watch_reconnects_after_a_restart_and_resumes(bff: Bff, make_b
     finally:
         process.kill()
         await process.wait()
+
+
+async def test_bff_serve_logs_json_on_stdout_and_greets_people_on_stderr(bff: Bff) -> None:
+    port = free_port()
+    env = {**os.environ, "BFF_PORT": str(port), "REDIS_URL": redis_url_for_tests(),
+           "BFF_DEV_KEY_FILE": str(bff.key_file)}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "bff", "serve", env=env,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    banner = await asyncio.wait_for(process.stderr.readline(), 30)
+    assert b"Timeavtaler BFF (sandbox) at" in banner
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"http://127.0.0.1:{port}/healthz")).text == "ok"
+    process.terminate()
+    out, _ = await process.communicate()
+    lines = [line for line in out.decode().splitlines() if line.strip()]
+    assert lines and all(line.startswith("{") for line in lines), lines
+    events = [json.loads(line)["event"] for line in lines]
+    assert "bff.started" in events and any("Started server process" in e for e in events)

@@ -15,8 +15,11 @@ def folders() -> set[Path]:
 async def test_the_embedded_redis_persists_and_leaves_no_folder_behind() -> None:
     before = folders()
     async with open_redis(None) as (shared, webhooks):
+        socket_folder = Path(shared.connection_pool.connection_kwargs["path"]).parent
+        assert socket_folder.is_dir()
         assert list((await shared.config_get("appendonly")).values()) in (["yes"], [b"yes"])  # AOF, as required
         await shared.set("k", "v")
         assert await webhooks.get("k") in (b"v", "v")  # two pools, one server
         assert folders() - before  # its folder exists while it runs
     assert folders() == before
+    assert not socket_folder.exists()
