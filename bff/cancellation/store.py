@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from bff.domain.ids import Ids
 from bff.domain.models import CancellationStatus
 from bff.domain.timez import OSLO
+from bff.store.audit import RECORD_ONCE_SCRIPT
 from bff.store.leases import GIVE_BACK, Leases
 
 log = structlog.get_logger(__name__)
@@ -84,15 +85,6 @@ record[ARGV[1]] = true
 redis.call('set', KEYS[1], cjson.encode(record), 'KEEPTTL')
 return 1
 """
-APPEND_EVENT = """
-if not redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then return false end
-local id = redis.call('xadd', KEYS[1], 'MINID', ARGV[3], '*', 'rid', ARGV[1], 'status', ARGV[2])
-redis.call('expire', KEYS[1], ARGV[4])
-return id
-"""
-"""KEYS: the requester's stream, the decision's marker (one hash tag); ARGV: request id,
-status, the oldest entry id to keep, retention. Appends once per decision, whoever
-finishes it and however often."""
 DELETE_IF = GIVE_BACK
 """Delete a key only if it still holds the value seen (a half-made key being repaired)."""
 
@@ -213,7 +205,7 @@ class CancellationStore:
         self._create = redis.register_script(CREATE)
         self._decide = redis.register_script(DECIDE)
         self._flag = redis.register_script(FLAG)
-        self._append = redis.register_script(APPEND_EVENT)
+        self._append = redis.register_script(RECORD_ONCE_SCRIPT)
         self._delete_if = redis.register_script(DELETE_IF)
 
     async def first_delivery(self, source_id: str, message_id: str, ttl: int) -> bool:
@@ -343,8 +335,11 @@ class CancellationStore:
         subscribers — once per decision: None when it was appended before."""
         key = self.stream_key(record.actor_pid)
         oldest = int((time.time() - RETENTION) * 1000)
+        # Once per decision, whoever finishes it and however often: the marker shares the
+        # stream's hash tag.
         entry = await self._append(keys=[key, f"{key}:seen:{record.request_id}"],
-                                   args=[record.request_id, record.status, str(oldest), RETENTION])
+                                   args=[str(oldest), RETENTION, "rid", record.request_id, "status",
+                                         record.status.value, RETENTION])
         if not entry:
             return None
         entry_id = _text(entry) or ""

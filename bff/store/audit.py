@@ -21,23 +21,25 @@ AUDIT_RETENTION = 396 * 24 * 3600
 """Seconds audit entries are kept: 13 months (the citizen's activity log shows them)."""
 APPEND_LUA = """
 local function append(key, argv, first, last)
-  redis.call('xadd', key, 'MINID', '~', argv[first], '*', unpack(argv, first + 2, last))
+  local id = redis.call('xadd', key, 'MINID', '~', argv[first], '*', unpack(argv, first + 2, last))
   redis.call('expire', key, argv[first + 1])
+  return id
 end
 """
-"""How an entry is appended, for every script that appends one: ARGV from `first` to
-`last` are the oldest entry id to keep, the stream's TTL, then the entry's fields and
-values (`_script_args`). Entries older than the retention are dropped, and the stream is
-kept as long."""
+"""How an entry is appended to a stream, for every script that appends one (audit entries,
+cancellation events): ARGV from `first` to `last` are the oldest entry id to keep, the
+stream's TTL, then the entry's fields and values. Entries older than the retention are
+dropped (by whole stream nodes: never one younger), and the stream is kept as long; the
+new entry's id is returned."""
 RECORD_SCRIPT = APPEND_LUA + "append(KEYS[1], ARGV, 1, #ARGV)\n"
 """One entry: one command, so one light round trip."""
 RECORD_ONCE_SCRIPT = APPEND_LUA + """
-if not redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[#ARGV]) then return 0 end
-append(KEYS[1], ARGV, 1, #ARGV - 1)
-return 1
+if not redis.call('set', KEYS[2], '1', 'NX', 'EX', ARGV[#ARGV]) then return false end
+return append(KEYS[1], ARGV, 1, #ARGV - 1)
 """
-"""One entry, once for the marker KEYS[2] (kept as long as the entries): an event that two
-processes may both record (a provider's decision) appears once."""
+"""One entry, once for the marker KEYS[2] (kept for ARGV's last value, in seconds): what
+two processes may both record (a provider's decision) appears once. Returns the entry's
+id, or nil when the marker was there already."""
 
 
 @dataclass(frozen=True, slots=True)
