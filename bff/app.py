@@ -395,7 +395,7 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
 
 async def _services(settings: Settings, catalogue: SourcesFile, trusted: TrustedDocuments,
                     stack: contextlib.AsyncExitStack) -> Services:
-    redis, webhook_redis = await stack.enter_async_context(open_redis(settings.redis_url))
+    redis, webhook_redis = await stack.enter_async_context(open_redis(settings.redis_url, settings.redis_cluster))
     clients = {s.id: await stack.enter_async_context(_client(s.timeout)) for s in catalogue.sources}
     directory_client = await stack.enter_async_context(_client(catalogue.directory.timeout))
     ids = Ids(settings.secret_for_ids)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     port: int = 8000
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "BFF_REDIS_URL"))
     redis_prefix: str = "bff"
+    redis_cluster: bool = False
+    """REDIS_URL names a node of a Redis Cluster (the client finds the others)."""
     redis_persistence_guaranteed: bool = False
     """For a managed Redis that disables CONFIG and whose provider guarantees persistence."""
     sources: Path | None = None

@@ -1,7 +1,9 @@
 """Shared fixtures: a real Redis, the sandbox providers and the BFF, each on real sockets.
 
-Redis is the one at REDIS_URL (default redis://127.0.0.1:6379/0); every test run uses
-its own key prefix and removes its keys afterwards.
+Redis is the one at REDIS_URL (default redis://127.0.0.1:6379/0); with
+`BFF_TEST_REDIS=cluster`, a six-node Redis Cluster the suite starts (`tests.redis_cluster`)
+and the BFF in cluster mode. Every test run uses its own key prefix and removes its keys
+afterwards.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from typing import cast as typed
 
 import httpx
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from bff.app import create_app
 from bff.domain.sources import load_sources
@@ -29,19 +32,28 @@ from bff.web.serving import RunningServer, start_server
 from tests.redis_process import RedisProcess, answers
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CLUSTER = os.environ.get("BFF_TEST_REDIS", "single") == "cluster"
+"""This run's Redis is a Redis Cluster (README's test command's second pass)."""
 
 
 @functools.cache
 def redis_url_for_tests() -> str:
-    """REDIS_URL if set; else the Redis on 6379; else a redis-server the suite starts —
-    found when a test first needs Redis (`pytest -m unit` needs none)."""
+    """A cluster the suite starts (`CLUSTER`); else REDIS_URL if set; else the Redis on
+    6379; else a redis-server the suite starts — found when a test first needs Redis
+    (`pytest -m unit` needs none)."""
+    import atexit
+
+    if CLUSTER:
+        from tests.redis_cluster import RedisCluster6
+
+        cluster = RedisCluster6().start()
+        atexit.register(cluster.stop)
+        return cluster.url
     if os.environ.get("REDIS_URL"):
         return os.environ["REDIS_URL"]
     if answers("127.0.0.1", 6379):
         return DEFAULT_REDIS_URL
     own = RedisProcess().start()
-    import atexit
-
     atexit.register(own.stop)
     return own.url
 
@@ -144,9 +156,16 @@ def redis_prefix() -> str:
     return f"bfftest-{uuid.uuid4().hex[:8]}"
 
 
+def redis_client_for_tests() -> Redis:
+    """A client of this run's Redis (a cluster client when `CLUSTER`)."""
+    if CLUSTER:
+        return typed(Redis, RedisCluster.from_url(redis_url_for_tests()))
+    return Redis.from_url(redis_url_for_tests())
+
+
 @pytest.fixture(scope="session")
 async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url_for_tests())
+    client = redis_client_for_tests()
     await client.ping()
     yield client
     keys = [k async for k in client.scan_iter(match=f"{redis_prefix}:*", count=1000)]
@@ -165,7 +184,7 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 def bff_settings(tmp: Path, prefix: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"redis_url": redis_url_for_tests(), "redis_prefix": prefix,
+    values: dict[str, Any] = {"redis_url": redis_url_for_tests(), "redis_cluster": CLUSTER, "redis_prefix": prefix,
                               "dev_key_file": tmp / "dev-key.pem"}
     return Settings(**{**values, **overrides})
 

@@ -37,10 +37,12 @@ def free_port() -> int:
 class RedisProcess:
     """One redis-server on 127.0.0.1; `stop()` and `start()` keep the same port."""
 
-    def __init__(self, port: int | None = None, *, appendonly: bool = False, fsync: str = "everysec") -> None:
+    def __init__(self, port: int | None = None, *, appendonly: bool = False, fsync: str = "everysec",
+                 extra: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
         self.appendonly = appendonly
         self.fsync = fsync
+        self.extra = extra
         self.dir = tempfile.mkdtemp(prefix="bff-test-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -51,7 +53,8 @@ class RedisProcess:
     def start(self) -> RedisProcess:
         self.proc = subprocess.Popen(
             [_executable(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.fsync, "--dir", self.dir],
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.fsync, "--dir", self.dir,
+             *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10

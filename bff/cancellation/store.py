@@ -26,6 +26,7 @@ from bff.domain.models import CancellationStatus
 from bff.domain.timez import OSLO
 from bff.store.audit import RECORD_ONCE_SCRIPT
 from bff.store.leases import GIVE_BACK, Leases
+from bff.store.slots import mget
 
 log = structlog.get_logger(__name__)
 
@@ -255,7 +256,7 @@ class CancellationStore:
     async def get_many(self, request_ids: list[str]) -> list[CancellationRecord | None]:
         keys = [self.record_key(r) for r in request_ids]
         known = [k for k in keys if k is not None]
-        found = iter([_load(raw) for raw in await self._redis.mget(known)] if known else [])
+        found = iter([_load(raw) for raw in await mget(self._redis, known)] if known else [])
         return [next(found) if k is not None else None for k in keys]
 
     async def peek_idempotency(self, actor_pid: str, subject_pseudonym: str, key: str) -> Created | None:
@@ -294,7 +295,7 @@ class CancellationStore:
             return []
         # A list asks for every row of one person: each pseudonym (an HMAC) is made once.
         pseudonyms = {pid: self._ids.pseudonym(pid) for pid in {pid for _, _, pid in keys}}
-        raws = await self._redis.mget([self.slot_key(s, u, pid, pseudonyms[pid]) for s, u, pid in keys])
+        raws = await mget(self._redis, [self.slot_key(s, u, pid, pseudonyms[pid]) for s, u, pid in keys])
         return [(_text(r) or "").split("|", 1)[0] or None for r in raws]
 
     async def mark(self, request_id: str, flag: str) -> None:

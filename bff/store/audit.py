@@ -67,7 +67,7 @@ class AuditLog:
         self._record_once = redis.register_script(RECORD_ONCE_SCRIPT)
 
     def stream_key(self, subject_pid: str) -> str:
-        return f"{self._prefix}:audit:{self._ids.pseudonym(subject_pid)}"
+        return f"{self._prefix}:audit:{{{self._ids.pseudonym(subject_pid)}}}"
 
     async def record(self, actor_pid: str, subject_pid: str, action: str, outcome: str, what: str = "",
                      actor: Actor = SELF) -> None:

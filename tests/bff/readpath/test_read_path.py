@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from bff.sandbox.cast import CastMember
 from tests.bff.processes import round_trips
-from tests.conftest import PEOPLE, Bff, Sandbox
+from tests.conftest import PEOPLE, Bff, Sandbox, redis_client_for_tests
 from tests.redis_process import RedisProcess
 from tests.resolvers.queries import LIST, ONE, consulted, rows
 
@@ -51,7 +51,7 @@ async def test_aliases_duplicates_node_lookups_and_representation_cost_one_call_
 
 
 async def _flush(bff: Bff) -> None:
-    redis = Redis.from_url(bff.settings.redis_url or "")
+    redis = redis_client_for_tests()
     keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:*", count=1000)]
     if keys:
         await redis.delete(*keys)
@@ -121,7 +121,7 @@ async def test_a_source_slower_than_the_deadline_is_unavailable_and_the_answer_c
 
 
 async def _flush_source(bff: Bff, source_id: str) -> None:
-    redis = Redis.from_url(bff.settings.redis_url or "")
+    redis = redis_client_for_tests()
     keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:appts:{source_id}:*", count=1000)]
     if keys:
         await redis.delete(*keys)

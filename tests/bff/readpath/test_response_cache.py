@@ -42,7 +42,7 @@ async def test_a_repeat_is_reused_with_the_same_answer_and_audited_again(bff: Bf
     from bff.domain.ids import Ids
     from tests.conftest import PEOPLE
 
-    stream = f"{redis_prefix}:audit:{Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE['asane'].pid)}"
+    stream = f"{redis_prefix}:audit:{{{Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE['asane'].pid)}}}"
     assert [f[b"action"] for _, f in await redis.xrange(stream)] == [b"list", b"list", b"list"]
 
 
@@ -119,7 +119,7 @@ def audit_stream(bff: Bff, prefix: str, who: str) -> str:
     from bff.domain.ids import Ids
     from tests.conftest import PEOPLE
 
-    return f"{prefix}:audit:{Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE[who].pid)}"
+    return f"{prefix}:audit:{{{Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE[who].pid)}}}"
 
 
 async def test_a_reused_answer_is_confirmed_and_audited_in_one_round_trip(bff: Bff, redis: Any,
@@ -149,7 +149,7 @@ async def test_a_kept_answer_whose_data_changed_is_computed_again_and_audited_on
     await ask(bff, "asane")  # kept
     before, reused = await redis.xlen(audit_stream(bff, redis_prefix, "asane")), await hits(bff)
     pseudonym = Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE["asane"].pid)
-    await redis.set(f"{redis_prefix}:gen:{pseudonym}", "renewed by another process")
+    await redis.set(bff.app.state.services.cache.generation_key(pseudonym), "renewed by another process")
     again = await ask(bff, "asane")
     assert again["data"]["appointments"]["totalCount"] == 10
     assert await hits(bff) == reused

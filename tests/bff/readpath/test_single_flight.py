@@ -17,7 +17,7 @@ async def test_an_entry_written_just_before_the_lease_is_taken_is_used_not_fetch
         redis: Redis, redis_prefix: str) -> None:
     first_cache, first = process(redis, redis_prefix)
     _, second = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:helse-vest:future:2026-11-27:someone"
+    key = f"{redis_prefix}:appts:helse-vest:future:2026-11-27:{{someone}}"
     fetched: list[str] = []
 
     async def fetch_for(cache: AppointmentCache, own: list[str]) -> dict[str, str]:
@@ -38,7 +38,7 @@ async def test_an_entry_written_just_before_the_lease_is_taken_is_used_not_fetch
 async def test_a_lease_held_elsewhere_is_waited_for_and_its_entry_used(redis: Redis, redis_prefix: str) -> None:
     first_cache, _ = process(redis, redis_prefix)
     _, second = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:helse-nord:future:2026-11-27:someone"
+    key = f"{redis_prefix}:appts:helse-nord:future:2026-11-27:{{someone}}"
     taken, _ = await first_cache.lock_many([key], LEASE)
     assert taken == {key}
 
@@ -61,7 +61,7 @@ async def test_a_waiter_whose_redis_falters_keeps_waiting_instead_of_reporting_a
 
     first_cache, _ = process(redis, redis_prefix)
     second_cache, second = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:helse-midt:future:2026-11-27:someone"
+    key = f"{redis_prefix}:appts:helse-midt:future:2026-11-27:{{someone}}"
     await first_cache.lock_many([key], LEASE)
 
     async def never(own: list[str]) -> dict[str, str]:
@@ -83,7 +83,7 @@ async def test_reads_and_leases_started_together_share_one_round_trip_and_each_g
         redis: Redis, redis_prefix: str) -> None:
     cache, _ = process(redis, redis_prefix)
     other, _ = process(redis, redis_prefix)
-    keys = [f"{redis_prefix}:appts:{source}:future:2026-11-27:someone" for source in ("hv", "hn", "hm", "gp")]
+    keys = [f"{redis_prefix}:appts:{source}:future:2026-11-27:{{someone}}" for source in ("hv", "hn", "hm", "gp")]
     await redis.set(keys[0], b"zero")
     await redis.set(keys[2], b"two")
     held_elsewhere, _ = await other.lock_many([keys[3]], LEASE)
@@ -105,7 +105,7 @@ async def test_an_entry_written_between_a_waiters_reads_is_used_not_reported_as_
         redis: Redis, redis_prefix: str, monkeypatch: Any) -> None:
     first_cache, _ = process(redis, redis_prefix)
     second_cache, second = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:helse-vest:future:2026-11-28:someone"
+    key = f"{redis_prefix}:appts:helse-vest:future:2026-11-28:{{someone}}"
     await first_cache.lock_many([key], LEASE)
     read = second_cache.get_many
 
@@ -142,7 +142,7 @@ async def test_a_lone_command_goes_by_its_script_sha_and_survives_redis_forgetti
 async def test_a_read_leases_the_missing_entries_in_the_same_round_trip(redis: Redis, redis_prefix: str) -> None:
     cache, _ = process(redis, redis_prefix)
     other, _ = process(redis, redis_prefix)
-    keys = [f"{redis_prefix}:appts:{source}:future:2026-11-30:someone" for source in ("hv", "hn", "hm")]
+    keys = [f"{redis_prefix}:appts:{source}:future:2026-11-30:{{someone}}" for source in ("hv", "hn", "hm")]
     await redis.set(keys[0], b"zero")
     held_elsewhere, _ = await other.lock_many([keys[2]], LEASE)
     with round_trips(redis) as sent:
@@ -164,7 +164,7 @@ async def test_a_caller_holding_the_lease_fetches_even_when_another_caller_in_it
     # the lease, but the first registered its flight first and now waits on that lease.
     # Joining the first would leave nobody fetching until the lease expired.
     cache, flight = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:helse-vest:future:2026-11-29:someone"
+    key = f"{redis_prefix}:appts:helse-vest:future:2026-11-29:{{someone}}"
     _, leased = await cache.read_or_lease([key], LEASE)
     assert leased == {key}
     fetched: list[str] = []
@@ -189,7 +189,7 @@ async def test_a_caller_holding_the_lease_fetches_even_when_another_caller_in_it
 
 async def test_a_lease_taken_with_the_read_is_released_when_the_fetch_fails(redis: Redis, redis_prefix: str) -> None:
     cache, flight = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:helse-nord:future:2026-11-29:someone"
+    key = f"{redis_prefix}:appts:helse-nord:future:2026-11-29:{{someone}}"
     _, leased = await cache.read_or_lease([key], LEASE)
 
     async def failing(own: list[str]) -> dict[str, str]:

@@ -25,7 +25,7 @@ async def test_an_entry_written_behind_is_read_here_at_once_and_reaches_redis_af
         redis: Redis, redis_prefix: str) -> None:
     cache, _ = process(redis, redis_prefix)
     elsewhere, _ = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:helse-vest:future:2026-12-01:someone"
+    key = f"{redis_prefix}:appts:helse-vest:future:2026-12-01:{{someone}}"
     _, leased = await cache.read_or_lease([key], LEASE)
     assert leased == {key}
     with answer_first():
@@ -68,7 +68,7 @@ async def test_an_entry_written_behind_is_encoded_once_after_the_answer_or_first
 
 async def test_outside_a_request_an_entry_is_written_at_once(redis: Redis, redis_prefix: str) -> None:
     cache, _ = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:helse-nord:future:2026-12-01:someone"
+    key = f"{redis_prefix}:appts:helse-nord:future:2026-12-01:{{someone}}"
     cache.write_behind({key: b"answer"}, 60)  # e.g. a background refresh
     await cache.aclose()
     assert await redis.get(key) == b"answer"
@@ -78,7 +78,7 @@ async def test_a_long_answer_holds_its_writes_back_no_longer_than_the_limit(
         redis: Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(module, "MAX_DELAY", 0.05)
     cache, _ = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:helse-midt:future:2026-12-01:someone"
+    key = f"{redis_prefix}:appts:helse-midt:future:2026-12-01:{{someone}}"
     with answer_first():
         cache.write_behind({key: b"answer"}, 60)
         for _ in range(200):  # a slow provider keeps the answer waiting
@@ -125,10 +125,10 @@ async def test_two_requests_each_waiting_for_the_others_entry_do_not_wait_for_ea
 async def test_a_requests_writes_leave_together_as_one_command(redis: Redis, redis_prefix: str) -> None:
     cache, _ = process(redis, redis_prefix)
     other, _ = process(redis, redis_prefix)
-    keys = [f"{redis_prefix}:appts:{source}:future:2026-12-01:someone" for source in ("hv", "hn", "hm")]
+    keys = [f"{redis_prefix}:appts:{source}:future:2026-12-01:{{someone}}" for source in ("hv", "hn", "hm")]
     _, leased = await cache.read_or_lease(keys[:2], LEASE)
     _, theirs = await other.read_or_lease(keys[2:], LEASE)
-    generation = f"{redis_prefix}:gen:{Ids(SANDBOX_ID_SECRET.encode()).pseudonym('someone')}"
+    generation = cache.generation_key(Ids(SANDBOX_ID_SECRET.encode()).pseudonym('someone'))
     await redis.set(generation, b"before")
     with round_trips(redis) as commands:
         with answer_first():

@@ -9,12 +9,11 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from redis.asyncio import Redis
 
 from bff.domain.ids import Ids
 from bff.domain.sources import default_sources_text
-from bff.store.audit import AUDIT_RETENTION
-from tests.conftest import PEOPLE, Bff, Sandbox, redis_url_for_tests
+from bff.store.audit import AUDIT_RETENTION, AuditLog
+from tests.conftest import PEOPLE, Bff, Sandbox, redis_client_for_tests, redis_url_for_tests
 from tests.resolvers.queries import LIST, rows
 
 
@@ -165,11 +164,12 @@ async def test_reads_and_cancellations_are_audited_with_pseudonyms(bff: Bff) -> 
     emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
     await bff.query(LIST, {"on": emma}, who="parent")
     ids = Ids(bff.settings.secret_for_ids)
-    redis = Redis.from_url(redis_url_for_tests())
+    redis = redis_client_for_tests()
+    streams = AuditLog(redis, bff.settings.redis_prefix, ids)
     try:
-        own = await redis.xrange(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['asane'].pid)}")
-        child = await redis.xrange(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['child_small'].pid)}")
-        kept = await redis.ttl(f"{bff.settings.redis_prefix}:audit:{ids.pseudonym(PEOPLE['asane'].pid)}")
+        own = await redis.xrange(streams.stream_key(PEOPLE['asane'].pid))
+        child = await redis.xrange(streams.stream_key(PEOPLE['child_small'].pid))
+        kept = await redis.ttl(streams.stream_key(PEOPLE['asane'].pid))
     finally:
         await redis.aclose()
     assert AUDIT_RETENTION - 60 < kept <= AUDIT_RETENTION  # kept more than a year, then gone
