@@ -226,6 +226,8 @@ async def make_bff(sandbox: Sandbox, redis_prefix: str, tmp_path: Path, bff: Bff
     started: list[RunningServer] = []
 
     async def start(**overrides: Any) -> Bff:
+        if "redis_url" in overrides:  # a Redis of the test's own: a single one unless it says so
+            overrides.setdefault("redis_cluster", False)
         settings = bff_settings(tmp_path, redis_prefix, **{**FAST_WORKER, **overrides}).model_copy(
             update={"dev_key_file": bff.key_file})
         app = create_app(settings, {"SANDBOX_URL": sandbox.url})

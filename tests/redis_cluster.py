@@ -84,11 +84,12 @@ class RedisCluster6:
         return [n for n in self.nodes if n.proc is not None and self.role(n) == "master"]
 
     def wait_ok(self, timeout: float = 30.0) -> None:
-        """Until every running node says the cluster is ok (all slots served)."""
+        """Until three running nodes are primaries (after a primary died: its replica was
+        promoted) and every running node says the cluster is ok (all slots served)."""
         deadline = time.monotonic() + timeout
         while True:
             running = [n for n in self.nodes if n.proc is not None]
-            if all("cluster_state:ok" in self.info(n) for n in running):
+            if len(self.primaries()) == 3 and all("cluster_state:ok" in self.info(n) for n in running):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError("the test Redis Cluster did not become ok")

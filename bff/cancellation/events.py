@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from bff.cancellation.store import CancellationRecord, CancellationStore
 from bff.runtime.tasks import Background
+from bff.store.connection import CLIENT_FAULTS
 
 log = structlog.get_logger(__name__)
 SAFETY_POLL = 10.0
@@ -58,7 +59,7 @@ class EventHub(Background):
                     message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message and message.get("type") == "message":
                         self._wake(_text(message["channel"]))
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, *CLIENT_FAULTS) as exc:  # the pub/sub connection's node died
                 log.warning("events.pubsub_failed", error=type(exc).__name__)
                 if self._pubsub is not None:
                     with contextlib.suppress(RedisError, OSError):

@@ -26,7 +26,7 @@ from bff.domain.models import CancellationStatus
 from bff.domain.timez import OSLO
 from bff.store.audit import RECORD_ONCE_SCRIPT
 from bff.store.leases import GIVE_BACK, Leases
-from bff.store.slots import mget
+from bff.store.slots import mget, replicated
 
 log = structlog.get_logger(__name__)
 
@@ -276,7 +276,10 @@ class CancellationStore:
         found: Any = await self._create(keys=keys, args=[record.request_id, fingerprint,
                                                          orjson.dumps(asdict(record)), f"{time.time():.3f}",
                                                          RETENTION, PENDING_RETENTION])
-        return Created(*[_text(part) or "" for part in found])
+        created = Created(*[_text(part) or "" for part in found])
+        if created.kind == "created":
+            await replicated(self._redis, keys[2])
+        return created
 
     async def repair_idempotency(self, actor_pid: str, subject_pseudonym: str, key: str, seen: Created) -> None:
         """Drop an idempotency key whose request does not exist (if it is still as `seen`)."""
@@ -315,7 +318,10 @@ class CancellationStore:
         encoded = await self._decide(
             keys=[key, self.slot_key(record.source_id, record.upstream_id, record.subject_pid)],
             args=[status.value, message or "", at.astimezone(OSLO).isoformat(), RETENTION, record.request_id])
-        return _load(encoded) if encoded else None
+        if not encoded:
+            return None
+        await replicated(self._redis, key)
+        return _load(encoded)
 
     async def pending(self, limit: int = 100) -> list[tuple[str, float]]:
         """Requests not yet finished, oldest first, with when they were made (every bucket)."""

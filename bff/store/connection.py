@@ -14,12 +14,15 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import structlog
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster, UnixDomainSocketConnection
+from redis.asyncio.cluster import ClusterPipeline
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 log = structlog.get_logger(__name__)
@@ -47,11 +50,52 @@ def clustered(redis: Redis) -> bool:
     return isinstance(redis, RedisCluster)
 
 
+CLUSTER_POOL_FACTOR = 4
+"""redis-py's cluster client does not wait for a free connection (it fails at once when a
+node's pool is full), so each node's pool is this many times the single Redis's: a burst
+opens connections instead of failing."""
+
+
+CLIENT_FAULTS = (RuntimeError, AttributeError)
+"""What redis-py's cluster client raises, besides its own errors, when a node dies under
+it: a command written to a connection another task just closed ("the handler is closed";
+a writer already gone). The BFF handles Redis failures as RedisError; these are the same
+failure and are raised as ConnectionError."""
+
+
+def _as_redis_error(exc: BaseException) -> RedisConnectionError:
+    return RedisConnectionError(f"cluster connection lost ({type(exc).__name__})")
+
+
+class _ClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except CLIENT_FAULTS as exc:
+            raise _as_redis_error(exc) from exc
+
+
+class _RedisCluster(RedisCluster):
+    """redis-py's cluster client, raising only RedisError (and OSError) for a node's failure."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except CLIENT_FAULTS as exc:
+            raise _as_redis_error(exc) from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return _ClusterPipeline(self, transaction)
+
+
 def _cluster(url: str, size: int) -> Redis:
-    """A cluster client: each node gets a pool of `size`; MOVED and ASK are followed, and a
-    failover (a node gone, then its replica promoted) is retried with a fresh slot map."""
-    client = RedisCluster.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT,
-                                   max_connections=size, health_check_interval=10,
+    """A cluster client: each node gets a pool of `size` times CLUSTER_POOL_FACTOR; MOVED and ASK
+    are followed, and a failover (a node gone, then its replica promoted) is retried with a
+    fresh slot map."""
+    client = _RedisCluster.from_url(url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=SOCKET_TIMEOUT,
+                                   max_connections=size * CLUSTER_POOL_FACTOR, health_check_interval=10,
                                    retry=AsyncRetry(NoBackoff(), 3))
     return cast(Redis, client)
 

@@ -10,10 +10,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from bff.store.connection import clustered
+
+log = structlog.get_logger(__name__)
+REPLICA_WAIT_MS = 200
+"""How long a write that must survive a failover waits for a replica's acknowledgement."""
 
 
 def slot(key: str) -> int:
@@ -59,6 +65,27 @@ def join(parts: Iterable[Part], replies: Iterable[Any], groups: int, width: int)
 
 async def mget(redis: Redis, keys: list[str]) -> list[Any]:
     """MGET of keys that may lie in several slots: one MGET per slot on a cluster."""
-    if clustered(redis):
+    if clustered(redis) and len({slot(key) for key in keys}) > 1:
         return list(await redis.mget_nonatomic(keys))  # type: ignore[attr-defined]
     return list(await redis.mget(keys))
+
+
+async def replicated(redis: Redis, key: str) -> bool:
+    """On a cluster, wait (up to REPLICA_WAIT_MS) until a replica of `key`'s primary has what
+    that primary acknowledged: replication is asynchronous, and a primary that dies before
+    passing a write on takes it along when its replica is promoted. Used before a citizen is
+    told a cancellation request exists or was decided. On a single Redis, AOF is the
+    guarantee and nothing is waited for. False (logged) when no replica confirmed in time:
+    the write stands on the primary, with its AOF."""
+    if not clustered(redis):
+        return True
+    try:
+        node = redis.get_node_from_key(key)  # type: ignore[attr-defined]
+        confirmed = int(await redis.execute_command(  # type: ignore[no-untyped-call]
+            "WAIT", 1, REPLICA_WAIT_MS, target_nodes=node))
+    except (RedisError, OSError) as exc:
+        log.warning("redis.replica_wait_failed", error=type(exc).__name__)
+        return False
+    if confirmed < 1:
+        log.warning("redis.replica_not_confirmed", waited_ms=REPLICA_WAIT_MS)
+    return confirmed >= 1

@@ -50,7 +50,10 @@ def round_trips(redis: Redis, sent: list[list[str]] | None = None) -> Iterator[l
         execute = pipe.execute
 
         async def execute_counted(*a: Any, **k: Any) -> Any:
-            record([command_args for command_args, _ in pipe.command_stack])
+            if hasattr(pipe, "command_stack"):
+                record([command_args for command_args, _ in pipe.command_stack])
+            else:  # a cluster pipeline: one round trip per node it reaches, counted as one
+                record([command.args for command in pipe._execution_strategy._command_queue])
             return await execute(*a, **k)
 
         pipe.execute = execute_counted  # type: ignore[method-assign]

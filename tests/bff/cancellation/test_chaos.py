@@ -31,6 +31,7 @@ from bff.domain.timez import today
 from bff.sandbox.app import create_sandbox
 from bff.sandbox.cast import CastMember, add_crowd
 from bff.settings import DEV_ISSUER, SANDBOX_ID_SECRET
+from bff.store.slots import mget
 from bff.web.auth import load_dev_key, mint_dev_token
 from bff.web.serving import start_server
 from tests.conftest import BERGEN_SECRET
@@ -62,7 +63,15 @@ class BffProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--host", "127.0.0.1",
              "--port", str(self.port), "--log-level", "warning"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=self.env, stdout=self._log(), stderr=subprocess.STDOUT)
+
+    def _log(self) -> Any:
+        """Where the process's log lines go: BFF_TEST_PROCESS_LOGS (a folder), else nowhere."""
+        folder = os.environ.get("BFF_TEST_PROCESS_LOGS")
+        if not folder:
+            return subprocess.DEVNULL
+        with open(Path(folder) / f"bff-{self.port}.log", "ab") as log:
+            return os.dup(log.fileno())
 
     async def ready(self) -> None:
         deadline = time.monotonic() + 30
@@ -92,7 +101,8 @@ class BffProcess:
 
 @dataclass
 class World:
-    redis: RedisProcess
+    redis: Any
+    """The test's own Redis: a RedisProcess, or a RedisCluster6."""
     client: Redis
     store: CancellationStore
     sandbox: Any
@@ -112,19 +122,19 @@ def _processes(env: dict[str, str]) -> Iterator[list[BffProcess]]:
             process.stop()
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    redis = RedisProcess(appendonly=True).start()
+@contextlib.asynccontextmanager
+async def running_world(tmp_path: Path, redis: Any, client: Redis, env: dict[str, str]) -> AsyncIterator[World]:
+    """Two `uvicorn --factory bff.asgi:app` processes on `redis` (reached through `client`;
+    `env`: the Redis settings), the sandbox with a crowd of Bergen citizens."""
     sandbox = create_sandbox()
     crowd = add_crowd(sandbox.state.world, today(), PEOPLE_IN_CROWD, VISITS_EACH)
     running = await start_server(sandbox.app)
     key_file = tmp_path / "dev-key.pem"
     key = load_dev_key(key_file)
     prefix = "chaos"
-    env = {**os.environ, "REDIS_URL": redis.url, "BFF_SANDBOX_URL": running.url, "BFF_REDIS_PREFIX": prefix,
+    env = {**os.environ, **env, "BFF_SANDBOX_URL": running.url, "BFF_REDIS_PREFIX": prefix,
            "BFF_DEV_KEY_FILE": str(key_file), "BFF_CANCEL_POLL_INTERVAL": "0.2", "BFF_CANCEL_POLL_AFTER": "1.0",
            "BFF_RATE_LIMIT_PER_MINUTE": "100000", "BFF_LOG_LEVEL": "WARNING"}
-    client = Redis.from_url(redis.url)
     try:
         with _processes(env) as processes:
             for process in processes:
@@ -137,6 +147,16 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     finally:
         await client.aclose()
         await running.stop()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    redis = RedisProcess(appendonly=True).start()
+    try:
+        async with running_world(tmp_path, redis, Redis.from_url(redis.url), {"REDIS_URL": redis.url,
+                                                                              "BFF_REDIS_CLUSTER": "false"}) as built:
+            yield built
+    finally:
         redis.stop()
 
 
@@ -175,7 +195,9 @@ async def _cancel_until_answered(world: World, http: httpx.AsyncClient, member: 
             seen.retries[type(exc).__name__] += 1
             await asyncio.sleep(0.1)
             continue
-        payload = response.json()["data"]["requestCancellation"]
+        answer = response.json()
+        assert answer.get("data"), answer  # never a top-level error: INTERNAL is a bug
+        payload = answer["data"]["requestCancellation"]
         codes = [e["code"] for e in payload["errors"]]
         if payload["request"] is not None:
             seen.answered(key, payload["request"]["id"])
@@ -210,6 +232,38 @@ async def _settled(world: World) -> None:
     raise AssertionError(f"still pending after {SETTLE_WITHIN} s: {len(await world.store.pending())}")
 
 
+async def assert_nothing_lost_or_twice(world: World, answers: list[tuple[str, str]], count: int) -> None:
+    """Every key names exactly one request, which reached the municipality once, was decided
+    once as it decided, with one event and one notification; no slot is left PENDING."""
+    desk = world.sandbox.state.desk
+    # Every key names exactly one request, whichever process answered.
+    by_key: dict[str, set[str]] = {}
+    for key, request in answers:
+        by_key.setdefault(key, set()).add(request)
+    assert len(by_key) == count and all(len(r) == 1 for r in by_key.values())
+    requests = {IDS.decode("C", next(iter(r)))[0] for r in by_key.values()}  # type: ignore[index]
+    assert len(requests) == count
+
+    # Each reached the municipality once: one request id per visit, and only ours.
+    asked = Counter(entry["visit"] for entry in desk.requests.values())
+    assert set(desk.requests) == requests and set(asked.values()) == {1}
+
+    # Decided once, as the municipality decided; no slot or index entry left pending.
+    records = await world.store.get_many(sorted(requests))
+    assert all(r is not None and r.decided and r.evented and r.notified for r in records)
+    decided = {r.request_id: r.status.lower() for r in records if r is not None}
+    assert decided == {rid: entry["status"] for rid, entry in desk.requests.items()}
+    slots = [world.store.slot_key("bergen-kommune", r.upstream_id, r.subject_pid) for r in records if r]
+    assert not any((v or b"").split(b"|")[1:2] == [b"PENDING"] for v in await mget(world.client, slots))
+
+    # Exactly one event and one notification per decision.
+    streams = [await world.store.events_after(m.pid, "0", 1000) for m in world.crowd]
+    events = Counter(rid for stream in streams for _, rid in stream)
+    assert set(events) == requests and set(events.values()) == {1}
+    assert len(world.sandbox.state.notifications) == count
+    assert world.sandbox.state.notification_keys == requests
+
+
 async def test_nothing_is_lost_or_sent_twice_through_process_kills_and_a_redis_restart(world: World) -> None:
     visits = _visits(world)
     assert len(visits) >= 2 * ROUND
@@ -238,31 +292,6 @@ async def test_nothing_is_lost_or_sent_twice_through_process_kills_and_a_redis_r
     assert restarted.retries["TEMPORARILY_UNAVAILABLE"], "Redis was restarted after the burst, not during it"
     await _settled(world)
 
-    # Every key names exactly one request, whichever process answered.
-    by_key: dict[str, set[str]] = {}
-    for key, request in killed.answers + restarted.answers:
-        by_key.setdefault(key, set()).add(request)
-    assert len(by_key) == 2 * ROUND and all(len(r) == 1 for r in by_key.values())
-    requests = {IDS.decode("C", next(iter(r)))[0] for r in by_key.values()}  # type: ignore[index]
-    assert len(requests) == 2 * ROUND
-
-    # Each reached the municipality once: one request id per visit, and only ours.
-    asked = Counter(entry["visit"] for entry in desk.requests.values())
-    assert set(desk.requests) == requests and set(asked.values()) == {1}
-
-    # Decided once, as the municipality decided; no slot or index entry left pending.
-    records = await world.store.get_many(sorted(requests))
-    assert all(r is not None and r.decided and r.evented and r.notified for r in records)
-    decided = {r.request_id: r.status.lower() for r in records if r is not None}
-    assert decided == {rid: entry["status"] for rid, entry in desk.requests.items()}
-    slots = [world.store.slot_key("bergen-kommune", r.upstream_id, r.subject_pid) for r in records if r]
-    assert not any((v or b"").split(b"|")[1:2] == [b"PENDING"] for v in await world.client.mget(slots))
-
-    # Exactly one event and one notification per decision.
-    streams = [await world.store.events_after(m.pid, "0", 1000) for m in world.crowd]
-    events = Counter(rid for stream in streams for _, rid in stream)
-    assert set(events) == requests and set(events.values()) == {1}
-    assert len(world.sandbox.state.notifications) == 2 * ROUND
-    assert world.sandbox.state.notification_keys == requests
+    await assert_nothing_lost_or_twice(world, killed.answers + restarted.answers, 2 * ROUND)
     print(f"chaos: {2 * ROUND} cancellations, 1 process kill, 1 Redis kill; client retries {dict(killed.retries)} "
           f"and {dict(restarted.retries)}; lost 0, duplicated 0")

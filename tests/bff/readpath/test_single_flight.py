@@ -9,7 +9,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bff.store.cache import AppointmentCache
+from bff.store.cache import READ_OR_LEASE_SCRIPT, AppointmentCache
 from tests.bff.processes import LEASE, process, round_trips, written
 
 
@@ -127,7 +127,7 @@ async def test_an_entry_written_between_a_waiters_reads_is_used_not_reported_as_
 async def test_a_lone_command_goes_by_its_script_sha_and_survives_redis_forgetting_the_script(
         redis: Redis, redis_prefix: str) -> None:
     cache, _ = process(redis, redis_prefix)
-    key = f"{redis_prefix}:appts:hv:future:2026-12-01:{uuid.uuid4().hex}"
+    key = f"{redis_prefix}:appts:hv:future:2026-12-01:{{{uuid.uuid4().hex}}}"
     await redis.script_flush()  # as after a Redis restart or failover
     sent: list[list[str]] = []
     with round_trips(redis, sent) as trips:
@@ -145,6 +145,7 @@ async def test_a_read_leases_the_missing_entries_in_the_same_round_trip(redis: R
     keys = [f"{redis_prefix}:appts:{source}:future:2026-11-30:{{someone}}" for source in ("hv", "hn", "hm")]
     await redis.set(keys[0], b"zero")
     held_elsewhere, _ = await other.lock_many([keys[2]], LEASE)
+    await redis.script_load(READ_OR_LEASE_SCRIPT)  # known to Redis (on a cluster, to every primary)
     with round_trips(redis) as sent:
         mine, again = await asyncio.gather(cache.read_or_lease(keys, LEASE), cache.read_or_lease(keys[1:2], LEASE))
     assert len(sent) == 1

@@ -99,7 +99,7 @@ async def test_two_requests_each_waiting_for_the_others_entry_do_not_wait_for_ea
     monkeypatch.setattr(module, "MAX_DELAY", 60.0)
     one_cache, one = process(redis, redis_prefix)
     two_cache, two = process(redis, redis_prefix)
-    first, second = (f"{redis_prefix}:appts:helse-vest:future:2026-12-01:{who}" for who in ("first", "second"))
+    first, second = (f"{redis_prefix}:appts:helse-vest:future:2026-12-01:{{{who}}}" for who in ("first", "second"))
     _, one_leased = await one_cache.read_or_lease([first], LEASE)
     _, two_leased = await two_cache.read_or_lease([second], LEASE)
 
@@ -125,10 +125,11 @@ async def test_two_requests_each_waiting_for_the_others_entry_do_not_wait_for_ea
 async def test_a_requests_writes_leave_together_as_one_command(redis: Redis, redis_prefix: str) -> None:
     cache, _ = process(redis, redis_prefix)
     other, _ = process(redis, redis_prefix)
-    keys = [f"{redis_prefix}:appts:{source}:future:2026-12-01:{{someone}}" for source in ("hv", "hn", "hm")]
+    pseudonym = Ids(SANDBOX_ID_SECRET.encode()).pseudonym("someone")
+    keys = [f"{redis_prefix}:appts:{source}:future:2026-12-01:{{{pseudonym}}}" for source in ("hv", "hn", "hm")]
     _, leased = await cache.read_or_lease(keys[:2], LEASE)
     _, theirs = await other.read_or_lease(keys[2:], LEASE)
-    generation = cache.generation_key(Ids(SANDBOX_ID_SECRET.encode()).pseudonym('someone'))
+    generation = cache.generation_key(pseudonym)
     await redis.set(generation, b"before")
     with round_trips(redis) as commands:
         with answer_first():
