@@ -220,6 +220,17 @@ def _listening() -> tuple[str, int]:
     return settings.host, settings.port
 
 
+async def _migrate_keys(settings: Settings) -> None:
+    from bff.store.connection import open_redis
+    from bff.store.migrate import move_audit_streams
+
+    if not settings.redis_url or settings.redis_cluster:
+        raise SystemExit("bff migrate-keys: set REDIS_URL to the single Redis the earlier version used")
+    async with open_redis(settings.redis_url) as (redis, _):
+        done = await move_audit_streams(redis, settings.redis_prefix)
+    print(f"audit streams moved to the cluster-ready layout: {done.moved}; left (new key exists): {done.kept}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bff", description="Timeavtaler BFF")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -247,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     watch.add_argument("--person", default=DEMO_PERSON, help="a sandbox person's handle")
     watch.add_argument("--token", help="a bearer token (instead of --person)")
     watch.add_argument("--after", help='"0" to replay history, or a cursor to resume after')
+    sub.add_parser("migrate-keys", help="move keys of the earlier layout to the cluster-ready one (REDIS_URL)")
     sandbox = sub.add_parser("sandbox", help="run only the sandbox providers",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -262,6 +274,8 @@ def main(argv: list[str] | None = None) -> None:
         _cmd_export(args)
     elif args.command == "manifest":
         _cmd_manifest(args)
+    elif args.command == "migrate-keys":
+        asyncio.run(_migrate_keys(Settings()))
     elif args.command == "watch":
         bearer = args.token or _token(Settings(), _person_pid(args.person), "idporten-loa-high")
         with contextlib.suppress(KeyboardInterrupt):
