@@ -261,13 +261,14 @@ class Bench:
         calls: list[list[Any]] = client.post(self.urls["providers"] + "/_admin/timeline").json()
         return calls
 
-    def warm(self, tokens: Path, first: int) -> None:
-        """Fill the cache (first pass) and compute each answer from unchanged data (second)."""
+    def warm(self, tokens: Path, first: int, url: str | None = None, passes: int = 2) -> None:
+        """Fill the cache (first pass) and compute each answer from unchanged data (second;
+        more passes with more workers, each of which keeps answers of its own)."""
         body = {"documentId": appointments_document(), "variables": {"first": first}}
         with httpx.Client(timeout=30) as client:
-            for _ in range(2):
+            for _ in range(passes):
                 for token in tokens.read_text().split():
-                    client.post(self.urls["bff"] + "/graphql", json=body,
+                    client.post((url or self.urls["bff"]) + "/graphql", json=body,
                                 headers={"Authorization": f"Bearer {token}"}).raise_for_status()
 
     def scenario_a(self) -> dict[str, Any]:
@@ -396,6 +397,101 @@ class Bench:
                 "growth": (after - after_1k) / after_1k}
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children that were waited for — and of
+    its live children (uvicorn's workers), read one by one."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def own(p: int) -> float:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return own(pid) + sum(own(c) for c in children)
+
+
+class Scaling:
+    """Scenario (g): cold and warm throughput with 1 and 2 uvicorn workers, on the single
+    Redis and on a six-node Redis Cluster; and, from the one-worker single-Redis run, the
+    inputs docs/capacity.md sizes a national deployment with (CPU per list, Redis memory
+    per person)."""
+
+    def __init__(self, bench: Bench, stack: ExitStack) -> None:
+        self.bench = bench
+        self.stack = stack
+        self.cold_offset = 200_000
+
+    def _bff(self, name: str, workers: int, env: dict[str, str]) -> tuple[str, int]:
+        def command(port: int) -> list[str]:
+            return [*bff_command(port), "--workers", str(workers)]
+
+        url = self.bench.start_extra_bff(self.stack, name, command, ROOT.parent, env)
+        if workers > 1:
+            time.sleep(1.0)  # every worker up, not only the first to answer
+        return url, self.bench.procs[name].pid
+
+    def run(self, label: str, workers: int, env: dict[str, str]) -> dict[str, Any]:
+        bench = self.bench
+        name = f"g-{label}-{workers}"
+        url, pid = self._bff(name, workers, env)
+        count = 1500 if bench.quick else 4000
+        cold = bench.tokens(pids(count, self.cold_offset), f"{name}-cold")
+        self.cold_offset += count
+        started = cpu_seconds(pid)
+        cold_run = bench.wrk(url + "/graphql", cold, 50, 16, bench.seconds, trusted=False)
+        cold_cpu = cpu_seconds(pid) - started
+        warm = bench.tokens(pids(200, 20_000), "warm")
+        bench.warm(warm, 50, url, passes=2 + 2 * (workers - 1))
+        started = cpu_seconds(pid)
+        warm_run = bench.wrk(url + "/graphql", warm, 50, 16, bench.seconds)
+        warm_cpu = cpu_seconds(pid) - started
+        result = {"workers": workers, "redis": label, "cold": cold_run, "warm": warm_run,
+                  "cold_cpu_ms_per_list": cold_cpu * 1000 / max(1, cold_run["requests"]),
+                  "warm_cpu_ms_per_list": warm_cpu * 1000 / max(1, warm_run["requests"])}
+        if label == "single" and workers == 1:
+            result["redis_bytes_per_person"] = self.memory(f"{bench.prefix}-{name}")
+        proc = bench.procs.pop(name)
+        proc.terminate()
+        proc.wait(timeout=20)
+        return result
+
+    def memory(self, prefix: str) -> dict[str, float]:
+        """Redis memory per person of what the run left, by kind of key (MEMORY USAGE)."""
+        import redis
+
+        client = redis.Redis.from_url(self.bench.redis_url)
+        kinds: dict[str, int] = {}
+        persons: set[str] = set()
+        for raw in client.scan_iter(match=f"{prefix}:*", count=1000):
+            key = raw.decode()
+            kind = key[len(prefix) + 1:].split(":", 1)[0]
+            if kind == "cxl":
+                continue
+            kinds[kind] = kinds.get(kind, 0) + int(client.memory_usage(key, samples=0) or 0)
+            if "{" in key and kind == "gen":
+                persons.add(key.rsplit("{", 1)[1])
+        client.close()
+        return {kind: size / max(1, len(persons)) for kind, size in sorted(kinds.items())} | {
+            "persons": float(len(persons))}
+
+    def scenario(self) -> dict[str, Any]:
+        from tests.redis_cluster import RedisCluster6
+
+        runs = [self.run("single", workers, {}) for workers in (1, 2)]
+        cluster = RedisCluster6().start()
+        try:
+            runs += [self.run("cluster", workers, {"REDIS_URL": cluster.url, "BFF_REDIS_CLUSTER": "true"})
+                     for workers in (1, 2)]
+        finally:
+            cluster.stop()
+        by = {(r["redis"], r["workers"]): r for r in runs}
+        return {"runs": runs,
+                **{f"{kind}_speedup": by[("single", 2)][kind]["rps"] / by[("single", 1)][kind]["rps"]
+                   for kind in ("cold", "warm")},
+                **{f"{kind}_cluster_ratio_{w}": by[("cluster", w)][kind]["rps"] / by[("single", w)][kind]["rps"]
+                   for kind in ("cold", "warm") for w in (1, 2)}}
+
+
 def slowest_upstream(calls: list[list[Any]]) -> list[float]:
     """Per request (one person each in the cold scenario), how long its slowest provider
     call took, in ms, as the providers saw it: the least the request can take."""
@@ -449,6 +545,18 @@ def table(results: dict[str, Any]) -> str:
                  f"one per source: {d['one_per_source']} |")
     lines.append(f"| (e) {e['subscribers']} subscribers, delivery | {e['p50_ms']:.1f} / {e['p95_ms']:.1f} / "
                  f"{e['p99_ms']:.1f} | | | | {e['deliveries']} deliveries |")
+    if "g" in results:
+        g = results["g"]
+        for run in g["runs"]:
+            lines.append(f"| (g) {run['redis']} Redis, {run['workers']} worker(s), 16 connections | cold "
+                         f"{run['cold']['rps']:.0f} req/s (p50 {run['cold']['p50_ms']:.0f} ms, "
+                         f"{run['cold_cpu_ms_per_list']:.1f} ms CPU/list); warm {run['warm']['rps']:.0f} req/s "
+                         f"(p50 {run['warm']['p50_ms']:.1f} ms, {run['warm_cpu_ms_per_list']:.2f} ms CPU/list) "
+                         "| | | | |")
+        lines.append(f"| (g) scaling, 1 → 2 workers | cold {g['cold_speedup']:.2f}×, warm {g['warm_speedup']:.2f}× "
+                     "| | | | "
+                     f"cluster / single: cold {g['cold_cluster_ratio_1']:.2f} / {g['cold_cluster_ratio_2']:.2f}, "
+                     f"warm {g['warm_cluster_ratio_1']:.2f} / {g['warm_cluster_ratio_2']:.2f} (1 / 2 workers) |")
     lines.append(f"| (f) RSS, {f['requests_after']} vs 1,000 requests | {f['rss_after_1k_kib'] / 1024:.0f} → "
                  f"{f['rss_after_kib'] / 1024:.0f} MiB | | | | growth {f['growth']:+.1%} |")
     return "\n".join(lines)
@@ -465,12 +573,19 @@ def targets(results: dict[str, Any]) -> dict[str, bool]:
         "d: exactly one upstream call per source": d["one_per_source"],
         "e: p99 delivery <= 100 ms": e["p99_ms"] <= 100,
         "f: RSS growth <= 10%": f["growth"] <= 0.10,
-    }
+    } | ({
+        "g: cold throughput 1 -> 2 workers >= 1.7x": results["g"]["cold_speedup"] >= 1.7,
+        "g: warm throughput 1 -> 2 workers >= 1.7x": results["g"]["warm_speedup"] >= 1.7,
+        "g: cluster within 10% of single Redis (1 and 2 workers, cold and warm)": all(
+            results["g"][f"{kind}_cluster_ratio_{w}"] >= 0.9 for kind in ("cold", "warm") for w in (1, 2)),
+    } if "g" in results else {})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only-g", action="store_true",
+                        help="only the scaling scenario (g): workers and the cluster; writes no results")
     parser.add_argument("--only-a", action="store_true",
                         help="only the cold scenario (a): for A/B runs while working on it; writes no results")
     args = parser.parse_args()
@@ -478,6 +593,15 @@ def main() -> None:
     with ExitStack() as stack:
         stack.callback(bench.cleanup)
         bench.start(stack)
+        if args.only_g:
+            g = Scaling(bench, stack).scenario()
+            for run in g["runs"]:
+                print(run["redis"], run["workers"], {kind: (round(run[kind]["rps"]), round(run[kind]["p50_ms"], 1))
+                                                     for kind in ("cold", "warm")},
+                      round(run["cold_cpu_ms_per_list"], 2), round(run["warm_cpu_ms_per_list"], 2),
+                      run.get("redis_bytes_per_person", ""))
+            print(json.dumps({k: v for k, v in g.items() if k != "runs"}, indent=2))
+            return
         if args.only_a:
             a = bench.scenario_a()
             for side in ("bff", "baseline", "bff_2_connections", "baseline_2_connections"):
@@ -491,6 +615,7 @@ def main() -> None:
         results: dict[str, Any] = {"a": bench.scenario_a(), "b": bench.scenario_b(), "c": bench.scenario_c(),
                                    "d": asyncio.run(bench.scenario_d()), "e": asyncio.run(bench.scenario_e())}
         results["f"] = bench.scenario_f(results["b"]["bff_loaded"]["rps"])
+        results["g"] = Scaling(bench, stack).scenario()
     report = {"when": datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
               "upstream_latency_ms": LATENCY_MS, "jitter_ms": JITTER_MS, "quick": args.quick,
               "rounds": bench.rounds, "round_seconds": bench.seconds,

@@ -77,6 +77,7 @@ def _wrapped(function: Callable[..., Any], label: str) -> Callable[..., Any]:
 
 def _instrument() -> None:
     """Wrap the steps named in the module's docstring, wherever they are looked up."""
+    import resolvers.query
     import strawberry.schema.schema as strawberry_schema
 
     import bff.readpath.appointments
@@ -87,7 +88,6 @@ def _instrument() -> None:
     import connectors.municipal
     import connectors.persons
     import resolvers.loaders
-    import resolvers.query
 
     targets: list[tuple[Any, str, str, list[Any]]] = [
         (bff.auth.TokenVerifier, "verify", "token", []),
