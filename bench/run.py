@@ -39,10 +39,26 @@ from bff.web.auth import load_dev_key, mint_dev_token
 ROOT = Path(__file__).resolve().parent
 LATENCY_MS = 50.0
 JITTER_MS = 5.0
+APPOINTMENTS_PER_PERSON = 6 * 30
+"""bench/providers.py's default: six sources, thirty appointments each."""
 QUERY = ("query Bench($first: Int) { appointments(first: $first) { totalCount nodes { id title status start end kind "
          "organization department location { name address } source { id name } } } }")
 """The baseline's fields, for the cold scenario (like for like); the warm scenarios send the web client's
 trusted `Appointments` document by id, as the web client does (more fields than the baseline returns)."""
+
+
+PEER_QUERY = ("query Peer($first: Int) { appointments(first: $first) { nodes { id status start end title "
+              "source { id kind name } service visitKind cancelledBy canCancel } totalCount "
+              "sources { source { id } state } } }")
+"""The query the peer comparison sends to both (issue #21's)."""
+
+
+def trusted_text() -> str:
+    """The web client's trusted `Appointments` document's text (the peer gets it as text)."""
+    from bff.web.trusted import default_manifest_path
+
+    manifest = json.loads(default_manifest_path().read_text("utf-8"))
+    return str(next(v for v in manifest.values() if "query Appointments" in v))
 
 
 def appointments_document() -> str:
@@ -216,9 +232,9 @@ class Bench:
         return path
 
     def wrk(self, url: str, tokens: Path, first: int, connections: int, seconds: float,
-            trusted: bool = True, offset: int = 0) -> dict[str, Any]:
+            trusted: bool = True, offset: int = 0, document: dict[str, str] | None = None) -> dict[str, Any]:
         threads = min(2, connections)
-        document = {"documentId": appointments_document()} if trusted else {"query": QUERY}
+        document = document or ({"documentId": appointments_document()} if trusted else {"query": QUERY})
         body = json.dumps({**document, "variables": {"first": first}})
         env = {**os.environ, "BENCH_TOKENS": str(tokens), "BENCH_BODY": body, "BENCH_THREADS": str(threads),
                "BENCH_OFFSET": str(offset)}
@@ -410,6 +426,81 @@ def cpu_seconds(pid: int) -> float:
     return own(pid) + sum(own(c) for c in children)
 
 
+class PeerComparison:
+    """Scenario (p): the BFF beside the Apollo peer (bench/peer.py) — the same providers,
+    tokens and query, alternating rounds as in (a) to (c) — for a cold list (a new person per
+    request), a warm ad-hoc query (one person, the same query again), 500 appointments
+    (first 100) and the web client's trusted document (the BFF by `documentId`, the peer by
+    its text). 16 connections each."""
+
+    def __init__(self, bench: Bench, stack: ExitStack) -> None:
+        from bench import peer
+        from bff.web.auth import dev_jwks
+
+        self.bench = bench
+        folder = peer.install(bench.tmp)
+        port = free_port()
+        command, env = peer.command(folder, port, dev_jwks(bench.key),
+                                    peer.sources_json(ROOT / "sources.toml", bench.urls["providers"]))
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(proc.terminate)
+        bench.procs["peer"] = proc
+        self.url = f"http://127.0.0.1:{port}/graphql"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.post(self.url, json={"query": "{ __typename }"}, timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def pair(self, tokens: Path, first: int, bff_doc: dict[str, str], peer_doc: dict[str, str],
+             fresh: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        bench = self.bench
+        rounds: dict[str, list[dict[str, Any]]] = {"bff": [], "peer": []}
+        offset = bench.cold_offset
+        for n in range(bench.rounds):
+            order = [("bff", bench.urls["bff"] + "/graphql", bff_doc), ("peer", self.url, peer_doc)]
+            for side, url, doc in order if n % 2 == 0 else order[::-1]:
+                rounds[side].append(bench.wrk(url, tokens, first, 16, bench.seconds, document=doc,
+                                              offset=offset if fresh else 0))
+            if fresh:
+                offset += max(r["requests"] for r in (rounds["bff"][-1], rounds["peer"][-1])) + 16
+        if fresh:
+            bench.cold_offset = offset
+        return summary(rounds["bff"]), summary(rounds["peer"])
+
+    def warm_both(self, tokens: Path, first: int, bff_doc: dict[str, str], peer_doc: dict[str, str]) -> None:
+        with httpx.Client(timeout=30) as client:
+            for _ in range(2):
+                for token in tokens.read_text().split():
+                    headers = {"Authorization": f"Bearer {token}"}
+                    for url, doc in ((self.bench.urls["bff"] + "/graphql", bff_doc), (self.url, peer_doc)):
+                        client.post(url, json={**doc, "variables": {"first": first}},
+                                    headers=headers).raise_for_status()
+
+    def scenario(self) -> dict[str, Any]:
+        bench = self.bench
+        adhoc = {"query": PEER_QUERY}
+        trusted = {"documentId": appointments_document()}
+        out: dict[str, Any] = {}
+        cold = bench.tokens(pids(20_000, 300_000), "peer-cold")
+        out["cold"] = self.pair(cold, 100, adhoc, adhoc, fresh=True)
+        one = bench.tokens(pids(1, 20_000), "peer-one")
+        self.warm_both(one, 100, adhoc, adhoc)
+        out["warm"] = self.pair(one, 100, adhoc, adhoc)
+        big = bench.tokens(bench.big, "peer-big")
+        self.warm_both(big, 100, adhoc, adhoc)
+        out["rows_500"] = self.pair(big, 100, adhoc, adhoc)
+        warm = bench.tokens(pids(200, 20_000), "warm")
+        self.warm_both(warm, 50, trusted, {"query": trusted_text()})
+        out["trusted"] = self.pair(warm, 50, trusted, {"query": trusted_text()})
+        return {name: {"bff": bff, "peer": peer, "rps_ratio": bff["rps"] / peer["rps"],
+                       "p50_ratio": bff["p50_ms"] / peer["p50_ms"]} for name, (bff, peer) in out.items()}
+
+
 class Scaling:
     """Scenario (g): cold and warm throughput with 1 and 2 uvicorn workers, on the single
     Redis and on a six-node Redis Cluster; and, from the one-worker single-Redis run, the
@@ -456,23 +547,29 @@ class Scaling:
         return result
 
     def memory(self, prefix: str) -> dict[str, float]:
-        """Redis memory per person of what the run left, by kind of key (MEMORY USAGE)."""
+        """Redis memory of what the run left (MEMORY USAGE), per person by kind of key, and
+        per audit entry and per cached appointment."""
         import redis
 
         client = redis.Redis.from_url(self.bench.redis_url)
         kinds: dict[str, int] = {}
         persons: set[str] = set()
+        audit_entries = 0
         for raw in client.scan_iter(match=f"{prefix}:*", count=1000):
             key = raw.decode()
             kind = key[len(prefix) + 1:].split(":", 1)[0]
             if kind == "cxl":
                 continue
             kinds[kind] = kinds.get(kind, 0) + int(client.memory_usage(key, samples=0) or 0)
+            if kind == "audit" and ":once:" not in key:
+                audit_entries += int(client.xlen(key))
             if "{" in key and kind == "gen":
                 persons.add(key.rsplit("{", 1)[1])
         client.close()
-        return {kind: size / max(1, len(persons)) for kind, size in sorted(kinds.items())} | {
-            "persons": float(len(persons))}
+        count = max(1, len(persons))
+        return {kind: size / count for kind, size in sorted(kinds.items())} | {
+            "persons": float(len(persons)), "audit_bytes_per_entry": kinds.get("audit", 0) / max(1, audit_entries),
+            "appts_bytes_per_appointment": kinds.get("appts", 0) / count / APPOINTMENTS_PER_PERSON}
 
     def scenario(self) -> dict[str, Any]:
         from tests.redis_cluster import RedisCluster6
@@ -545,6 +642,17 @@ def table(results: dict[str, Any]) -> str:
                  f"one per source: {d['one_per_source']} |")
     lines.append(f"| (e) {e['subscribers']} subscribers, delivery | {e['p50_ms']:.1f} / {e['p95_ms']:.1f} / "
                  f"{e['p99_ms']:.1f} | | | | {e['deliveries']} deliveries |")
+    if "p" in results:
+        for name, label in (("cold", "cold: a new person every request"),
+                            ("warm", "warm: one person, the same ad-hoc query"),
+                            ("rows_500", "500 appointments, first 100"),
+                            ("trusted", "warm, the trusted `Appointments` document")):
+            row = results["p"][name]
+            bff, peer = row["bff"], row["peer"]
+            lines.append(f"| (p) {label}, 16 connections | {bff['p50_ms']:.1f} / {bff['p95_ms']:.1f} / "
+                         f"{bff['p99_ms']:.1f} | {bff['rps']:.0f} | peer {peer['p50_ms']:.1f} / {peer['p95_ms']:.1f} / "
+                         f"{peer['p99_ms']:.1f} | peer {peer['rps']:.0f} | BFF / peer: {row['rps_ratio']:.2f}× rps, "
+                         f"{row['p50_ratio']:.2f}× p50 |")
     if "g" in results:
         g = results["g"]
         for run in g["runs"]:
@@ -562,6 +670,12 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def table_p(p: dict[str, Any]) -> str:
+    return "\n".join(f"{name:10} BFF {r['bff']['rps']:7.0f} rps p50 {r['bff']['p50_ms']:6.1f} ms | peer "
+                     f"{r['peer']['rps']:7.0f} rps p50 {r['peer']['p50_ms']:6.1f} ms | "
+                     f"BFF/peer {r['rps_ratio']:.2f}x rps {r['p50_ratio']:.2f}x p50" for name, r in p.items())
+
+
 def targets(results: dict[str, Any]) -> dict[str, bool]:
     a, b, c, d, e, f = (results[k] for k in "abcdef")
     return {
@@ -574,6 +688,13 @@ def targets(results: dict[str, Any]) -> dict[str, bool]:
         "e: p99 delivery <= 100 ms": e["p99_ms"] <= 100,
         "f: RSS growth <= 10%": f["growth"] <= 0.10,
     } | ({
+        "p: cold rps >= 1.0x peer": results["p"]["cold"]["rps_ratio"] >= 1.0,
+        "p: cold p50 <= 0.9x peer": results["p"]["cold"]["p50_ratio"] <= 0.9,
+        "p: warm ad-hoc rps >= 0.7x peer": results["p"]["warm"]["rps_ratio"] >= 0.7,
+        "p: warm ad-hoc p50 <= 2 ms": results["p"]["warm"]["bff"]["p50_ms"] <= 2,
+        "p: trusted document rps >= 1.0x peer": results["p"]["trusted"]["rps_ratio"] >= 1.0,
+        "p: 500 rows rps >= 0.5x peer": results["p"]["rows_500"]["rps_ratio"] >= 0.5,
+    } if "p" in results else {}) | ({
         "g: cold throughput 1 -> 2 workers >= 1.7x": results["g"]["cold_speedup"] >= 1.7,
         "g: warm throughput 1 -> 2 workers >= 1.7x": results["g"]["warm_speedup"] >= 1.7,
         "g: cluster within 10% of single Redis (1 and 2 workers, cold and warm)": all(
@@ -584,6 +705,8 @@ def targets(results: dict[str, Any]) -> dict[str, bool]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only-p", action="store_true",
+                        help="only the comparison with the Apollo peer (p); writes no results")
     parser.add_argument("--only-g", action="store_true",
                         help="only the scaling scenario (g): workers and the cluster; writes no results")
     parser.add_argument("--only-a", action="store_true",
@@ -593,6 +716,10 @@ def main() -> None:
     with ExitStack() as stack:
         stack.callback(bench.cleanup)
         bench.start(stack)
+        if args.only_p:
+            p = PeerComparison(bench, stack).scenario()
+            print(table_p(p))
+            return
         if args.only_g:
             g = Scaling(bench, stack).scenario()
             for run in g["runs"]:
@@ -616,6 +743,13 @@ def main() -> None:
                                    "d": asyncio.run(bench.scenario_d()), "e": asyncio.run(bench.scenario_e())}
         results["f"] = bench.scenario_f(results["b"]["bff_loaded"]["rps"])
         results["g"] = Scaling(bench, stack).scenario()
+        from bench import peer
+
+        missing = peer.available()
+        if missing is None:
+            results["p"] = PeerComparison(bench, stack).scenario()
+        else:
+            print(f"the Apollo peer is left out: {missing}")
     report = {"when": datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
               "upstream_latency_ms": LATENCY_MS, "jitter_ms": JITTER_MS, "quick": args.quick,
               "rounds": bench.rounds, "round_seconds": bench.seconds,

@@ -132,7 +132,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
 
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
                              root_value: Any, request_data: GraphQLRequestData) -> ExecutionResult:
-        """Reuse the answer to a trusted query document while nothing it reads changed."""
+        """Reuse the answer to a query document while nothing it reads changed."""
         if request_data.protocol != "http":
             return await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                 request_data)
@@ -160,7 +160,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                               request_data)
         if lookup is not None and not result.errors and not context.degraded and result.data is not None:
-            responses.put(lookup, result.data, tuple(context.audited), started)
+            responses.put(lookup, result.data, tuple(context.audited), started, context.fresh_until)
         return result
 
     def should_render_graphql_ide(self, request: Any) -> bool:

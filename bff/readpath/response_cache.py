@@ -1,28 +1,34 @@
-"""Answers to trusted query documents, reused while nothing they are built from changed.
+"""Answers to query documents, reused while nothing they are built from changed.
 
 A warm list spends much of its CPU in GraphQL field execution (bench/results/NOTES.md). For
-the web client's own query documents (the trusted-documents manifest), an answer is kept
-in process memory under: the document, its variables, the viewer, every person the
-variables name (a represented person, an appointment's owner), each of those persons'
-*generation* — a random token renewed whenever their cached provider answers, directory
+any query document — the web client's trusted documents and ad-hoc ones alike — an answer
+is kept in process memory under: the document (normalized: an ad-hoc document that differs
+only in spacing, commas or comments is the same), its variables, the viewer, every person
+the variables or the document's literals name (a represented person, an appointment's
+owner), each of those persons' *generation* — a random token renewed whenever their cached provider answers, directory
 record or cancellations change. An answer is reused for at most `MAX_AGE` after it began
 to be computed (`canCancel` and the day's window depend on the clock; the age limit also
 bounds how long a provider's failure can go unseen). Each answer ages on its own clock,
 so answers do not all expire together at a minute boundary and make every active
 citizen's next request a recomputation at once. Answers with errors, or from a source
 that was not OK, are not kept. A reused answer is audited exactly as a computed one.
-Without Redis nothing is reused. Data of persons the variables do not name (e.g. the
-records behind `me.mayActFor`) can make an answer at most `MAX_AGE` old."""
+Without Redis nothing is reused. Data of persons neither the variables nor the document
+name (e.g. the records behind `me.mayActFor`) can make an answer at most `MAX_AGE` old.
+Documents longer than `MAX_DOCUMENT` and documents with a mutation or subscription are
+never kept; what is known about each document (query only? its normalized hash, the
+persons its literals name) is itself kept for `DOCUMENTS` documents."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
-from graphql import OperationDefinitionNode, OperationType, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, StringValueNode, parse, print_ast, visit
+from graphql.language import Visitor
 from redis.exceptions import RedisError
 
 from bff.domain.ids import Ids, document_hash
@@ -31,6 +37,10 @@ from bff.store.audit import Actor, AuditLog
 from bff.store.cache import AppointmentCache
 
 MAX_ENTRIES = 10_000
+MAX_DOCUMENT = 20_000
+"""Characters: a longer ad-hoc document is computed afresh every time."""
+DOCUMENTS = 2_000
+"""Documents whose analysis (`Document`) is kept."""
 MAX_AGE = 60.0
 """Seconds an answer may be reused, counted from when its computation began."""
 ID_KINDS = ("P", "A", "C")
@@ -68,15 +78,42 @@ class Lookup:
     generations: tuple[bytes, ...]
 
 
-def query_documents(documents: Iterable[str]) -> frozenset[str]:
-    """The documents whose only operations are queries."""
-    found = set()
-    for text in documents:
-        definitions = parse(text).definitions
-        if all(isinstance(d, OperationDefinitionNode) and d.operation is OperationType.QUERY
-               for d in definitions if isinstance(d, OperationDefinitionNode)):
-            found.add(text)
-    return frozenset(found)
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What a query document's answers are kept under: its normalized text's hash, and the
+    id literals written into it (persons they name are added to the key)."""
+
+    key: str
+    literals: tuple[str, ...]
+
+
+NOT_KEPT = Document("", ())
+"""A document whose answers are never kept (too long, not only queries, not GraphQL)."""
+
+
+class _Literals(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        self.found.append(node.value)
+
+
+def analyse(text: str) -> Document:
+    """A document as the cache sees it (NOT_KEPT unless every operation is a query)."""
+    if len(text) > MAX_DOCUMENT:
+        return NOT_KEPT
+    try:
+        document = parse(text)
+    except GraphQLError:
+        return NOT_KEPT
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if not operations or any(d.operation is not OperationType.QUERY for d in operations):
+        return NOT_KEPT
+    literals = _Literals()
+    visit(document, literals)
+    return Document(document_hash(print_ast(document)), tuple(literals.found))
 
 
 class ResponseCache:
@@ -85,26 +122,42 @@ class ResponseCache:
     def __init__(self, cache: AppointmentCache, ids: Ids, documents: Iterable[str]) -> None:
         self._cache = cache
         self._ids = ids
-        self._queries = query_documents(documents)
+        self._documents: Lru[str, Document] = Lru(DOCUMENTS)
+        self._trusted = {text: analyse(text) for text in documents}
+        """The manifest's documents, analysed once and never forgotten."""
         self._kept: Lru[tuple[Any, ...], Kept] = Lru(MAX_ENTRIES)
 
     def __len__(self) -> int:
         """How many answers are kept."""
         return len(self._kept)
 
+    def document(self, query: str | None) -> Document:
+        """What is known of `query` (analysed on first sight)."""
+        if query is None:
+            return NOT_KEPT
+        found = self._trusted.get(query) or self._documents.get(query)
+        if found is None:
+            found = analyse(query)
+            self._documents.put(query, found)
+        return found
+
     def applies(self, query: str | None) -> bool:
-        return query is not None and query in self._queries
+        return self.document(query) is not NOT_KEPT
 
     def place(self, viewer_pid: str, query: str, variables: Any, operation: str | None) -> Place | None:
         """Where this request's answer is kept (one place per document, variables, viewer
         and named persons: an answer from older generations is replaced there, not left
         to take memory), or None when the answer must be computed afresh."""
+        document = self.document(query)
+        if document is NOT_KEPT:
+            return None
         try:
             canonical = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
         except TypeError:
             return None
-        persons = [self._ids.pseudonym(viewer_pid), *sorted(self._named(variables))]
-        return Place((document_hash(query), canonical, operation, tuple(persons)), persons)
+        named = self._named(variables) | self._named({"literals": list(document.literals)})
+        persons = [self._ids.pseudonym(viewer_pid), *sorted(named)]
+        return Place((document.key, canonical, operation, tuple(persons)), persons)
 
     async def reuse(self, place: Place, audit: AuditLog) -> tuple[Kept | None, Lookup | None]:
         """The answer kept at `place` if it is still current, with its audit entries
@@ -147,6 +200,12 @@ class ResponseCache:
                         break
         return found
 
-    def put(self, lookup: Lookup, data: Any, audits: tuple[Audit, ...], started: float) -> None:
-        """Keep an answer whose computation began at `started` (`time.monotonic()`)."""
-        self._kept.put(lookup.key, Kept(data, audits, lookup.generations, started + MAX_AGE))
+    def put(self, lookup: Lookup, data: Any, audits: tuple[Audit, ...], started: float,
+            fresh_until: float = math.inf) -> None:
+        """Keep an answer whose computation began at `started` (`time.monotonic()`), until
+        `MAX_AGE` after that or until the provider answers it used stop being fresh
+        (`fresh_until`, epoch seconds), whichever comes first: an answer built from an entry
+        being revalidated is not kept at all."""
+        expires = min(started + MAX_AGE, time.monotonic() + (fresh_until - time.time()))
+        if expires > time.monotonic():
+            self._kept.put(lookup.key, Kept(data, audits, lookup.generations, expires))

@@ -34,9 +34,9 @@ class Metrics:
         self.source_states = Counter("bff_source_results", "Source states reported to clients",
                                      ["source", "state"], registry=r)
         self.redis_errors = Counter("bff_redis_errors", "Redis operations that failed", ["operation"], registry=r)
-        self.responses = Counter("bff_response_cache", "Trusted query documents answered: hit (reused) or miss",
+        self.responses = Counter("bff_response_cache", "Query documents answered: hit (reused) or miss",
                                  ["result"], registry=r)
-        self.responses_kept = Gauge("bff_response_cache_entries", "Answers to trusted query documents kept in memory",
+        self.responses_kept = Gauge("bff_response_cache_entries", "Answers to query documents kept in memory",
                                     registry=r)
         self.webhook_orphans = Counter("bff_webhook_unknown_requests", "Provider answers about requests this "
                                        "BFF has no record of (kept, acknowledged)", ["source"], registry=r)

@@ -29,7 +29,6 @@ from bff.readpath.appointments import (
     page_after,
     visible_rows,
 )
-from bff.readpath.gateway import SourceState
 from resolvers.appointments.nodes import ACCEPTED, Appointment, appointment_node
 from resolvers.common import PageInfo
 from resolvers.context import Info
@@ -145,7 +144,8 @@ async def page_of(info: Info, who: Subject, consulted: list[Consulted], wanted: 
     nodes = [appointment_node(info, a, sources[a.source_id][0], owner_person,
                               latest.get((a.source_id, a.upstream_id)), owner, sources[a.source_id][1])
              for a in page]
-    ctx.degraded = ctx.degraded or any(c.outcome.state is not SourceState.OK for c in consulted)
+    for c in consulted:
+        ctx.saw(c.source, c.outcome)
     return AppointmentConnection(
         edges=[AppointmentEdge(node=n, row=a) for a, n in zip(page, nodes, strict=True)], nodes=nodes,
         total_count=len(rows), sources=_source_results(consulted),

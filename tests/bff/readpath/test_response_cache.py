@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from bff.web.trusted import default_manifest_path
 from tests.conftest import Bff, Sandbox
 from tests.resolvers.test_cancellation import cancel
@@ -174,3 +176,52 @@ async def test_without_redis_a_kept_answer_is_not_reused_and_the_access_is_logge
         assert "audit.fallback" in capsys.readouterr().out, "the access is recorded in the log instead"
     finally:
         own.stop()
+
+
+ADHOC = "query Mine { appointments(first: 5) { totalCount nodes { id title status } } }"
+
+
+async def test_an_ad_hoc_query_is_reused_too_however_it_is_spaced(bff: Bff, sandbox: Sandbox) -> None:
+    await bff.query(ADHOC, who="asane")  # cold: fills the entries (a change), so not kept
+    kept = await bff.query(ADHOC, who="asane")
+    before = await hits(bff)
+    await sandbox.clear()
+    respaced = "query Mine {\n  appointments(first: 5) {\n    totalCount, nodes { id title status }\n  }\n}  # same\n"
+    assert await bff.query(respaced, who="asane") == kept
+    assert await hits(bff) == before + 1
+    assert await sandbox.calls() == {}
+
+
+async def test_a_person_named_by_a_literal_in_the_document_has_their_changes_seen(
+        bff: Bff, redis: Any, redis_prefix: str) -> None:
+    from bff.domain.ids import Ids
+    from tests.conftest import PEOPLE
+
+    reps = await bff.query("{ me { mayActFor { id name } } }", who="parent")
+    emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
+    listed = await bff.query("query($on: ID) { appointments(onBehalfOf: $on) { nodes { id } } }", {"on": emma},
+                             who="parent")
+    appointment = listed["appointments"]["nodes"][0]["id"]
+    document = f'{{ appointment(id: "{appointment}") {{ id title status }} }}'
+    await bff.query(document, who="parent")
+    await bff.query(document, who="parent")
+    before = await hits(bff)
+    await bff.query(document, who="parent")
+    assert await hits(bff) == before + 1  # kept
+    owner = Ids(bff.settings.secret_for_ids).pseudonym(PEOPLE["child_small"].pid)
+    await redis.set(bff.app.state.services.cache.generation_key(owner), "changed by another process")
+    await bff.query(document, who="parent")
+    assert await hits(bff) == before + 1  # Emma's data changed: computed again, not reused
+
+
+@pytest.mark.unit
+def test_what_the_cache_knows_of_a_document() -> None:
+    from bff.readpath.response_cache import MAX_DOCUMENT, NOT_KEPT, analyse
+
+    one = analyse("{ appointments { totalCount } }")
+    assert one is not NOT_KEPT and one == analyse("query {\n appointments { totalCount }, }")
+    assert analyse('{ appointment(id: "A1") { id } }').literals == ("A1",)
+    assert analyse("mutation { requestCancellation(input: {}) { request { id } } }") is NOT_KEPT
+    assert analyse("query A { me { name } } mutation B { x }") is NOT_KEPT
+    assert analyse("{ not graphql") is NOT_KEPT
+    assert analyse("{ me { name } }" + " " * MAX_DOCUMENT) is NOT_KEPT
