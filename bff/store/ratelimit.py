@@ -14,6 +14,13 @@ from bff.domain.ids import Ids
 
 log = structlog.get_logger(__name__)
 WINDOW = 60
+COUNT_SCRIPT = """
+local n = redis.call('incr', KEYS[1])
+if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
+return n
+"""
+"""Count a request in its window, which expires after two windows: one command (a
+pipeline of INCR and EXPIRE costs the client more, most of all a cluster client)."""
 
 
 class RateLimiter:
@@ -24,6 +31,7 @@ class RateLimiter:
         self._prefix = prefix
         self._ids = ids
         self.limit = limit
+        self._count = redis.register_script(COUNT_SCRIPT)
 
     async def allow(self, pid: str) -> tuple[bool, int]:
         """Whether the request may go ahead, and the seconds until the window resets."""
@@ -33,10 +41,7 @@ class RateLimiter:
         if self.limit <= 0:
             return True, retry_after
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, WINDOW * 2)
-                count, _ = await pipe.execute()
+            count = await self._count(keys=[key], args=[WINDOW * 2])
         except (RedisError, OSError) as exc:
             log.warning("ratelimit.redis_failed", error=type(exc).__name__)
             return True, retry_after
