@@ -55,6 +55,8 @@ class Kept:
     """A computed answer and the audit entries computing it wrote."""
 
     data: Any
+    """The answer's `data`, encoded once (an `orjson.Fragment`): a reuse copies its bytes
+    into the response instead of serializing the answer again."""
     audits: tuple[Audit, ...]
     generations: tuple[bytes, ...]
     """The named persons' generations it was computed from."""
@@ -208,4 +210,4 @@ class ResponseCache:
         being revalidated is not kept at all."""
         expires = min(started + MAX_AGE, time.monotonic() + (fresh_until - time.time()))
         if expires > time.monotonic():
-            self._kept.put(lookup.key, Kept(data, audits, lookup.generations, expires))
+            self._kept.put(lookup.key, Kept(orjson.Fragment(orjson.dumps(data)), audits, lookup.generations, expires))
