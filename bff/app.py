@@ -160,7 +160,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                               request_data)
         if lookup is not None and not result.errors and not context.degraded and result.data is not None:
-            responses.put(lookup, result.data, tuple(context.audited), started, context.fresh_until)
+            responses.put(lookup, result.data, tuple(context.audited), started)
         return result
 
     def should_render_graphql_ide(self, request: Any) -> bool:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 import strawberry
 
-from bff.domain.sources import SourceConfig
 from bff.domain.timez import now, today
 from bff.readpath.gateway import SourceOutcome, SourceState
 from bff.readpath.response_cache import Audit
@@ -43,16 +41,11 @@ class Context:
     """How the viewer reaches their data in this request: web, calendar or subscription."""
     degraded: bool = False
     """Set when a source was not OK: such an answer is not reused."""
-    fresh_until: float = math.inf
-    """When (epoch seconds) the first provider answer this request used stops being fresh:
-    a kept answer is not reused past it (a refresh may fail, and must then be seen)."""
 
-    def saw(self, source: SourceConfig, outcome: SourceOutcome) -> None:
-        """The answer used `source`'s `outcome`: it is kept only if OK, and only while fresh."""
+    def saw(self, outcome: SourceOutcome) -> None:
+        """The answer used a source's `outcome`: it is kept only if every one was OK."""
         if outcome.state is not SourceState.OK:
             self.degraded = True
-        elif outcome.fetched_at is not None:
-            self.fresh_until = min(self.fresh_until, outcome.fetched_at.timestamp() + source.cache_ttl)
 
     def __post_init__(self) -> None:
         self.renew()

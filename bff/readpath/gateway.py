@@ -295,11 +295,16 @@ class Gateway:
             async with self._refresh_slots:
                 deadline = asyncio.get_running_loop().time() + source.timeout * MAX_ATTEMPTS
                 results = await self._load(source, pids, window, keys, deadline)
-            for pid, result in results.items():
-                if isinstance(result, Failure):
+            failed = [pid for pid, result in results.items() if isinstance(result, Failure)]
+            for pid in results:
+                if pid in failed:
                     self._refresh_failed.put(keys[pid], time.time())
                 else:
                     self._refresh_failed.discard(keys[pid])
+            if failed:
+                # Answers kept from these persons' entries said OK; from now on they say
+                # STALE: a new generation makes every process compute them again.
+                await self._cache.bump(failed)
         finally:
             self._refreshing.difference_update(keys[pid] for pid in pids)
 

@@ -20,7 +20,6 @@ persons its literals name) is itself kept for `DOCUMENTS` documents."""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -202,12 +201,7 @@ class ResponseCache:
                         break
         return found
 
-    def put(self, lookup: Lookup, data: Any, audits: tuple[Audit, ...], started: float,
-            fresh_until: float = math.inf) -> None:
-        """Keep an answer whose computation began at `started` (`time.monotonic()`), until
-        `MAX_AGE` after that or until the provider answers it used stop being fresh
-        (`fresh_until`, epoch seconds), whichever comes first: an answer built from an entry
-        being revalidated is not kept at all."""
-        expires = min(started + MAX_AGE, time.monotonic() + (fresh_until - time.time()))
-        if expires > time.monotonic():
-            self._kept.put(lookup.key, Kept(orjson.Fragment(orjson.dumps(data)), audits, lookup.generations, expires))
+    def put(self, lookup: Lookup, data: Any, audits: tuple[Audit, ...], started: float) -> None:
+        """Keep an answer whose computation began at `started` (`time.monotonic()`)."""
+        self._kept.put(lookup.key, Kept(orjson.Fragment(orjson.dumps(data)), audits, lookup.generations,
+                                        started + MAX_AGE))

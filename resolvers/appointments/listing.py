@@ -145,7 +145,7 @@ async def page_of(info: Info, who: Subject, consulted: list[Consulted], wanted: 
                               latest.get((a.source_id, a.upstream_id)), owner, sources[a.source_id][1])
              for a in page]
     for c in consulted:
-        ctx.saw(c.source, c.outcome)
+        ctx.saw(c.outcome)
     return AppointmentConnection(
         edges=[AppointmentEdge(node=n, row=a) for a, n in zip(page, nodes, strict=True)], nodes=nodes,
         total_count=len(rows), sources=_source_results(consulted),

@@ -139,7 +139,7 @@ async def locate(info: Info, appointment_id: str) -> tuple[
     if not may_consult(source, subject.kinds, record):
         return None
     outcome = await ctx.appointments.load((source.id, subject.pid, source.capabilities.past))
-    ctx.saw(source, outcome)
+    ctx.saw(outcome)
     if outcome.state is SourceState.UNAVAILABLE:
         raise Unavailable(NOT_ASKED_TEXT)
     for appt in outcome.rows:
