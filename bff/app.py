@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
@@ -44,7 +44,7 @@ from bff.domain.timez import today
 from bff.readpath.breakers import Breakers
 from bff.readpath.gateway import Gateway
 from bff.readpath.people import People
-from bff.readpath.response_cache import ResponseCache
+from bff.readpath.response_cache import Lookup, ResponseCache
 from bff.runtime import tracing
 from bff.runtime.answer_first import answer_first
 from bff.runtime.metrics import Metrics
@@ -66,7 +66,7 @@ from bff.web.auth import (
     mint_dev_token,
 )
 from bff.web.calendar import calendar_endpoint
-from bff.web.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription
+from bff.web.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription, preferred_media
 from bff.web.ide import IdePage
 from bff.web.logs import RequestIdMiddleware
 from bff.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -144,9 +144,54 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         finally:
             context.release()  # an HTTP request's context ends with its answer
 
+    async def kept_answer(self, scope: Scope, receive: Receive) -> tuple[Receive, Response | None]:
+        """A JSON POST whose answer is kept (`ResponseCache`): its response at once, without
+        the GraphQL view (which costs a reused answer most of its CPU). Otherwise None, and
+        a `receive` that gives the view the body again; a miss leaves where to keep the
+        answer in the request's state, so the view does not ask Redis a second time."""
+        headers = dict(scope.get("headers") or [])
+        if scope.get("method") != "POST" or not headers.get(b"content-type", b"").startswith(b"application/json"):
+            return receive, None
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return _replay(b"".join(chunks), message, receive), None
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replay = _replay(body, None, receive)
+        services: Services = scope["app"].state.services
+        try:
+            asked = self.trusted.resolve(orjson.loads(body))
+        except (orjson.JSONDecodeError, HTTPException, TypeError, AttributeError):
+            return replay, None  # the view answers it, with the error it deserves
+        query, variables = asked.get("query"), asked.get("variables")
+        if not isinstance(query, str) or not (variables is None or isinstance(variables, dict)):
+            return replay, None
+        operation = asked.get("operationName") if isinstance(asked.get("operationName"), str) else None
+        place = services.responses.place(scope["state"]["viewer"].pid, query, variables, operation)
+        if place is None:
+            return replay, None
+        kept, lookup = await services.responses.reuse(place, services.audit)
+        if kept is None:
+            scope["state"]["kept_lookup"] = (query, lookup)
+            return replay, None
+        services.metrics.responses.labels("hit").inc()
+        media = preferred_media(headers.get(b"accept", b"").decode("latin-1"))
+        return replay, Response(orjson.dumps({"data": kept.data}), media_type=f"{media}; charset=utf-8")
+
     async def _answer(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
                       root_value: Any, request_data: GraphQLRequestData) -> ExecutionResult:
         responses = context.services.responses
+        asked = request.scope.get("state", {}).pop("kept_lookup", None)
+        if asked is not None and asked[0] == request_data.query:  # `kept_answer` looked already: a miss
+            started = time.monotonic()
+            kept, lookup = None, asked[1]
+            context.services.metrics.responses.labels("miss").inc()
+            return await self._compute(request, request_adapter, sub_response, context, root_value, request_data,
+                                       lookup, started)
         if not responses.applies(request_data.query):
             return await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                 request_data)
@@ -157,10 +202,17 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         context.services.metrics.responses.labels("hit" if kept else "miss").inc()
         if kept is not None:  # audited again by `reuse`
             return ExecutionResult(data=kept.data, errors=None)
+        return await self._compute(request, request_adapter, sub_response, context, root_value, request_data,
+                                   lookup, started)
+
+    async def _compute(self, request: Any, request_adapter: Any, sub_response: Any, context: Context,
+                       root_value: Any, request_data: GraphQLRequestData, lookup: Lookup | None,
+                       started: float) -> ExecutionResult:
+        """Execute the operation, and keep its answer at `lookup` if it may be reused."""
         result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                               request_data)
         if lookup is not None and not result.errors and not context.degraded and result.data is not None:
-            responses.put(lookup, result.data, tuple(context.audited), started)
+            context.services.responses.put(lookup, result.data, tuple(context.audited), started)
         return result
 
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -194,6 +246,21 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
             raise ConnectionRejectionError({"message": exc.citizen_message, "code": exc.error,
                                             "reason": exc.message}) from exc
         return cast(UnsetType, UNSET)
+
+
+def _replay(body: bytes, then: Message | None, receive: Receive) -> Receive:
+    """A `receive` that gives `body` once, then `then` (a disconnect that came instead of
+    the rest of the body) or what the client sends next (its disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return then if then is not None else await receive()
+
+    return replay
 
 
 def _ide_token(settings: Settings) -> Callable[[], str | None]:
@@ -238,6 +305,11 @@ class AuthenticatedGraphQL:
             await refusal(scope, receive, send)
             return
         with answer_first():  # cache writes wait until the answer is sent
+            if not tracing.on():  # with traces on, every answer goes through the traced view
+                receive, kept = await self.view.kept_answer(scope, receive)
+                if kept is not None:
+                    await kept(scope, receive, send)
+                    return
             await self.view(scope, receive, send)
 
 

@@ -225,3 +225,24 @@ def test_what_the_cache_knows_of_a_document() -> None:
     assert analyse("query A { me { name } } mutation B { x }") is NOT_KEPT
     assert analyse("{ not graphql") is NOT_KEPT
     assert analyse("{ me { name } }" + " " * MAX_DOCUMENT) is NOT_KEPT
+
+
+async def test_a_kept_answer_is_answered_like_any_other(bff: Bff) -> None:
+    """A kept answer skips the GraphQL view, not the rules of the response: the media type
+    the client asked for, the security headers, the request id."""
+    headers = {"Authorization": f"Bearer {bff.token('asane')}", "Accept": "application/graphql-response+json"}
+    body = {"query": ADHOC}
+    answers = []
+    for _ in range(3):
+        answers.append(await bff.http.post(f"{bff.url}/graphql", json=body, headers=headers))
+        await bff.settled()
+    before = await hits(bff)
+    reused = await bff.http.post(f"{bff.url}/graphql", json=body, headers=headers)
+    assert await hits(bff) == before + 1
+    computed = answers[1]
+    assert reused.status_code == 200 and reused.json() == computed.json()
+    assert reused.headers["content-type"] == computed.headers["content-type"] == (
+        "application/graphql-response+json; charset=utf-8")
+    for name in ("x-request-id", "x-content-type-options", "cache-control"):
+        assert name in reused.headers, name
+    assert reused.headers["cache-control"] == computed.headers["cache-control"]
