@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import structlog
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster, UnixDomainSocketConnection
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import ClusterPipeline
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
@@ -57,14 +58,36 @@ opens connections instead of failing."""
 
 
 CLIENT_FAULTS = (RuntimeError, AttributeError)
-"""What redis-py's cluster client raises, besides its own errors, when a node dies under
-it: a command written to a connection another task just closed ("the handler is closed";
-a writer already gone). The BFF handles Redis failures as RedisError; these are the same
-failure and are raised as ConnectionError."""
+"""What redis-py's asyncio clients raise, besides their own errors, when Redis (or a
+cluster node) dies under them: a command written to a connection another task just
+closed ("the handler is closed"; a writer already gone). The BFF handles Redis failures
+as RedisError; these are the same failure and are raised as ConnectionError (the chaos
+test's Redis restart and the cluster failover test both met them as INTERNAL)."""
 
 
 def _as_redis_error(exc: BaseException) -> RedisConnectionError:
     return RedisConnectionError(f"cluster connection lost ({type(exc).__name__})")
+
+
+class _Pipeline(Pipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error)
+        except CLIENT_FAULTS as exc:
+            raise _as_redis_error(exc) from exc
+
+
+class _Redis(Redis):
+    """redis-py's client, raising only RedisError (and OSError) when Redis goes away."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except CLIENT_FAULTS as exc:
+            raise _as_redis_error(exc) from exc
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
 
 
 class _ClusterPipeline(ClusterPipeline):
@@ -142,7 +165,7 @@ async def open_redis(url: str | None, cluster: bool = False) -> AsyncIterator[tu
 
 @contextlib.asynccontextmanager
 async def _clients(pool: Callable[[int], BlockingConnectionPool]) -> AsyncIterator[tuple[Redis, Redis]]:
-    shared, webhooks = Redis.from_pool(pool(POOL_SIZE)), Redis.from_pool(pool(WEBHOOK_POOL_SIZE))
+    shared, webhooks = _Redis.from_pool(pool(POOL_SIZE)), _Redis.from_pool(pool(WEBHOOK_POOL_SIZE))
     try:
         yield shared, webhooks
     finally:

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -45,6 +46,14 @@ ROUND = 60
 SETTLE_WITHIN = 60.0
 RETRYABLE = {"TEMPORARILY_UNAVAILABLE", "IN_PROGRESS"}
 IDS = Ids(SANDBOX_ID_SECRET.encode())
+LOGS = Path(os.environ.get("BFF_TEST_PROCESS_LOGS") or tempfile.mkdtemp(prefix="bff-test-processes-"))
+"""The BFF processes' log lines (JSON, no pids), one file per process."""
+
+
+def logged(correlation_id: str) -> str:
+    """The processes' log lines that name `correlation_id` (an INTERNAL answer's reference)."""
+    return "\n".join(line for log in LOGS.glob("*.log") for line in log.read_text(errors="replace").splitlines()
+                     if correlation_id and correlation_id in line)
 
 
 @dataclass
@@ -66,11 +75,10 @@ class BffProcess:
             env=self.env, stdout=self._log(), stderr=subprocess.STDOUT)
 
     def _log(self) -> Any:
-        """Where the process's log lines go: BFF_TEST_PROCESS_LOGS (a folder), else nowhere."""
-        folder = os.environ.get("BFF_TEST_PROCESS_LOGS")
-        if not folder:
-            return subprocess.DEVNULL
-        with open(Path(folder) / f"bff-{self.port}.log", "ab") as log:
+        """Where the process's log lines go: a file in `LOGS` (BFF_TEST_PROCESS_LOGS, or a
+        folder of the test run's), read back when a test must say what went wrong."""
+        LOGS.mkdir(parents=True, exist_ok=True)
+        with open(LOGS / f"bff-{self.port}.log", "ab") as log:
             return os.dup(log.fileno())
 
     async def ready(self) -> None:
@@ -196,7 +204,9 @@ async def _cancel_until_answered(world: World, http: httpx.AsyncClient, member: 
             await asyncio.sleep(0.1)
             continue
         answer = response.json()
-        assert answer.get("data"), answer  # never a top-level error: INTERNAL is a bug
+        if not answer.get("data"):  # never a top-level error: INTERNAL is a bug; say where it came from
+            reference = ((answer.get("errors") or [{}])[0].get("extensions") or {}).get("correlationId", "")
+            raise AssertionError(f"{answer}\nthe process's log:\n{logged(reference)}")
         payload = answer["data"]["requestCancellation"]
         codes = [e["code"] for e in payload["errors"]]
         if payload["request"] is not None:
