@@ -187,11 +187,9 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         responses = context.services.responses
         asked = request.scope.get("state", {}).pop("kept_lookup", None)
         if asked is not None and asked[0] == request_data.query:  # `kept_answer` looked already: a miss
-            started = time.monotonic()
-            kept, lookup = None, asked[1]
             context.services.metrics.responses.labels("miss").inc()
             return await self._compute(request, request_adapter, sub_response, context, root_value, request_data,
-                                       lookup, started)
+                                       asked[1], time.monotonic())
         if not responses.applies(request_data.query):
             return await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                 request_data)
