@@ -32,6 +32,10 @@ from bff.web.serving import RunningServer, start_server
 from tests.redis_process import RedisProcess, answers
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=1.0)
+"""The test clients let an idle connection go after 1 s: the servers (uvicorn) close one
+after 5 s, httpx's default keeps it 5 s too, and a request sent on a connection the server
+is closing that instant fails with ReadError (seen once in a teardown on CI)."""
 CLUSTER = os.environ.get("BFF_TEST_REDIS", "single") == "cluster"
 """This run's Redis is a Redis Cluster (README's test command's second pass)."""
 
@@ -178,7 +182,7 @@ async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
 async def sandbox() -> AsyncIterator[Sandbox]:
     built = create_sandbox()
     running = await start_server(built.app)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(limits=CLIENT_LIMITS) as http:
         yield Sandbox(running.url, built.state, http)
     await running.stop()
 
@@ -214,7 +218,7 @@ async def bff(bff_server: tuple[RunningServer, Settings, Any], sandbox: Sandbox,
     await sandbox.reset()
     await sandbox.municipal("bergen", delay_ms=300, rule="notice", notice_hours=48, drop_webhooks=False)
     app.state.services.breakers.reset()
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, limits=CLIENT_LIMITS) as http:
         yield Bff(running.url, settings, http, settings.dev_key_file, app=app)
     await sandbox.clear()
 
