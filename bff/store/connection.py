@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -65,26 +65,27 @@ as RedisError; these are the same failure and are raised as ConnectionError (the
 test's Redis restart and the cluster failover test both met them as INTERNAL)."""
 
 
-def _as_redis_error(exc: BaseException) -> RedisConnectionError:
-    return RedisConnectionError(f"cluster connection lost ({type(exc).__name__})")
+@contextlib.contextmanager
+def _as_redis_errors() -> Iterator[None]:
+    """Within the block, CLIENT_FAULTS are raised as ConnectionError."""
+    try:
+        yield
+    except CLIENT_FAULTS as exc:
+        raise RedisConnectionError(f"Redis connection lost ({type(exc).__name__})") from exc
 
 
 class _Pipeline(Pipeline):
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
+        with _as_redis_errors():
             return await super().execute(raise_on_error)
-        except CLIENT_FAULTS as exc:
-            raise _as_redis_error(exc) from exc
 
 
 class _Redis(Redis):
     """redis-py's client, raising only RedisError (and OSError) when Redis goes away."""
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
+        with _as_redis_errors():
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-        except CLIENT_FAULTS as exc:
-            raise _as_redis_error(exc) from exc
 
     def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
         return _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
@@ -92,20 +93,16 @@ class _Redis(Redis):
 
 class _ClusterPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
-        try:
+        with _as_redis_errors():
             return await super().execute(raise_on_error, allow_redirections)
-        except CLIENT_FAULTS as exc:
-            raise _as_redis_error(exc) from exc
 
 
 class _RedisCluster(RedisCluster):
     """redis-py's cluster client, raising only RedisError (and OSError) for a node's failure."""
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with _as_redis_errors():
             return await super().execute_command(*args, **kwargs)
-        except CLIENT_FAULTS as exc:
-            raise _as_redis_error(exc) from exc
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         if shard_hint:
