@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
@@ -39,7 +40,7 @@ from bff.cancellation.service import CancellationService
 from bff.cancellation.store import CancellationStore
 from bff.cancellation.worker import CancellationWorker
 from bff.domain.ids import Ids
-from bff.domain.sources import SourcesFile, load_sources
+from bff.domain.sources import SourcesFile, SourcesFileError, load_sources
 from bff.domain.timez import today
 from bff.readpath.breakers import Breakers
 from bff.readpath.gateway import Gateway
@@ -55,6 +56,7 @@ from bff.store.cache import AppointmentCache
 from bff.store.connection import open_redis
 from bff.store.durability import persistence
 from bff.store.ratelimit import RateLimiter
+from bff.store.tokens import RedisTokenStore
 from bff.web.auth import (
     KeySet,
     TokenError,
@@ -62,6 +64,7 @@ from bff.web.auth import (
     Viewer,
     bearer_token,
     dev_jwks,
+    load_dev_client_key,
     load_dev_key,
     mint_dev_token,
 )
@@ -73,6 +76,7 @@ from bff.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.web.trusted import TrustedDocuments, operations_dir
 from bff.web.webhooks import webhook
 from connectors import registry
+from connectors.helseid import HelseIdClients, Observe
 from connectors.http import ProviderClient
 from connectors.notifier import HttpNotifier
 from connectors.persons import HttpPersonDirectory
@@ -84,14 +88,40 @@ GC_YOUNG_THRESHOLD = 10_000
 """Allocations between young-generation collections, once the process serves (default 700)."""
 POOL_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
 CONNECT_TIMEOUT = 1.0
+TOKEN_TIMEOUT = 5.0
+"""Token endpoints (HelseID) and the inbound token issuer's JWKS: calls without a credential."""
 READY_TIMEOUT = 1.0
 
 
-def _client(timeout: float) -> httpx.AsyncClient:
+def _client(timeout: float, auth: httpx.Auth | None = None) -> httpx.AsyncClient:
     """One client (its own pool) per upstream: a bulkhead, so one slow provider cannot
-    take every connection. Cookie-free: it serves every citizen."""
+    take every connection. Cookie-free: it serves every citizen. `auth`: the upstream's
+    credential (a HelseID token with DPoP proofs), if its entry has one."""
     return ProviderClient(timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
-                             limits=POOL_LIMITS, follow_redirects=False)
+                          limits=POOL_LIMITS, follow_redirects=False, auth=auth)
+
+
+def _observe_auth(metrics: Metrics) -> Observe:
+    """HelseID events: counted per upstream; failures logged (reason only, never a secret)."""
+
+    def observe(upstream: str, event: str, detail: str | None) -> None:
+        metrics.upstream_auth.labels(upstream, event).inc()
+        if event == "token_refused":
+            log.error("helseid.token_refused", source=upstream, reason=detail)
+        elif event == "token_failed":
+            log.warning("helseid.token_failed", source=upstream, reason=detail)
+
+    return observe
+
+
+def _with_dev_client_key(settings: Settings, variables: Mapping[str, str] | None) -> dict[str, str]:
+    """The sandbox profile fills `${HELSEID_KEY}` with the development HelseID client key
+    (created on first use, registered by `bff sandbox` and the embedded sandbox) unless
+    the environment or the caller sets it."""
+    filled = dict(variables or {})
+    if settings.profile is Profile.SANDBOX and "HELSEID_KEY" not in filled and "HELSEID_KEY" not in os.environ:
+        filled["HELSEID_KEY"] = json.dumps(load_dev_client_key(settings.dev_client_key_file))
+    return filled
 
 
 def _verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifier:
@@ -419,7 +449,11 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
     """The BFF as a Starlette app. `variables` fill `${…}` in the sources file (the
     embedded default passes the sandbox's address). `own_process`: the app is what this
     process is for, so the garbage collector is tuned for it once started (`tune_gc`)."""
-    catalogue = load_sources(settings.sources, variables)
+    catalogue = load_sources(settings.sources, _with_dev_client_key(settings, variables))
+    if settings.production and catalogue.without_auth():
+        raise SourcesFileError("production profile: every upstream needs an auth table (HelseID, or "
+                               "auth = { kind = \"none\" } to say it takes none); missing for "
+                               + ", ".join(catalogue.without_auth()))
     only_trusted = settings.production if settings.trusted_documents_only is None else settings.trusted_documents_only
     trusted = TrustedDocuments.load(settings.trusted_documents, enforce=only_trusted)
     view = BffGraphQL(build_schema(settings.production, traced=tracing.on()), trusted, graphql_ide=None)
@@ -466,10 +500,15 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
 async def _services(settings: Settings, catalogue: SourcesFile, trusted: TrustedDocuments,
                     stack: contextlib.AsyncExitStack) -> Services:
     redis, webhook_redis = await stack.enter_async_context(open_redis(settings.redis_url, settings.redis_cluster))
-    clients = {s.id: await stack.enter_async_context(_client(s.timeout)) for s in catalogue.sources}
-    directory_client = await stack.enter_async_context(_client(catalogue.directory.timeout))
-    ids = Ids(settings.secret_for_ids)
     metrics = Metrics()
+    token_http = await stack.enter_async_context(_client(TOKEN_TIMEOUT))
+    helseid = HelseIdClients(token_http, RedisTokenStore(redis, settings.redis_prefix), _observe_auth(metrics))
+    clients = {s.id: await stack.enter_async_context(_client(s.timeout, helseid.auth(s.id, s.auth)))
+               for s in catalogue.sources}
+    directory = catalogue.directory
+    directory_client = await stack.enter_async_context(_client(directory.timeout, helseid.auth("directory",
+                                                                                              directory.auth)))
+    ids = Ids(settings.secret_for_ids)
     cache = AppointmentCache(redis, settings.redis_prefix, ids, metrics)
     connectors = {s.id: registry.reader(s, clients[s.id]) for s in catalogue.sources}
     breakers = Breakers(metrics, settings.breaker_threshold, settings.breaker_cooldown)
@@ -477,7 +516,8 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
     cancellers = {s.id: registry.canceller(s, clients[s.id]) for s in catalogue.sources if s.capabilities.cancel}
     notifier = None
     if catalogue.notifier is not None:
-        notifier_client = await stack.enter_async_context(_client(catalogue.notifier.timeout))
+        notifier_client = await stack.enter_async_context(
+            _client(catalogue.notifier.timeout, helseid.auth("notifier", catalogue.notifier.auth)))
         notifier = HttpNotifier(catalogue.notifier.url, notifier_client)
     audit = AuditLog(redis, settings.redis_prefix, ids)
     cancellations = CancellationService(store, cancellers, notifier, cache, audit)
@@ -487,7 +527,7 @@ async def _services(settings: Settings, catalogue: SourcesFile, trusted: Trusted
         settings=settings, catalogue=catalogue, ids=ids, redis=redis, cache=cache,
         gateway=Gateway(connectors, cache, breakers, metrics),
         people=People(HttpPersonDirectory(catalogue.directory.url, directory_client), cache),
-        verifier=_verifier(settings, directory_client), metrics=metrics, breakers=breakers,
+        verifier=_verifier(settings, token_http), metrics=metrics, breakers=breakers,
         cancellations=cancellations,
         inbox=Inbox(CancellationStore(webhook_redis, settings.redis_prefix, ids), cancellations,
                     lambda source_id: metrics.webhook_orphans.labels(source_id).inc()),

@@ -37,7 +37,7 @@ async def _serve(settings: Settings) -> None:
     if embedded:
         from bff.sandbox.app import create_sandbox
 
-        providers = create_sandbox()
+        providers = create_sandbox(clients=_sandbox_clients(settings))
         sandbox = await start_server(providers.app, settings.host, 0)
         variables["SANDBOX_URL"] = sandbox.url
     elif settings.sandbox_url:
@@ -200,11 +200,34 @@ async def _watch_once(url: str, token: str, after: str | None) -> AsyncIterator[
                 raise SystemExit(f"bff watch: the subscription ended: {message.get('payload')}")
 
 
+def _sandbox_clients(settings: Settings | None) -> dict[str, dict[str, Any]]:
+    """The HelseID client the sandbox's token server knows: the BFF's sandbox client, with
+    the key in HELSEID_KEY, or else the development client key (created on first use)."""
+    import json
+
+    from bff.sandbox.helseid import SANDBOX_CLIENT_ID
+    from bff.web.auth import load_dev_client_key
+
+    if os.environ.get("HELSEID_KEY"):
+        try:
+            return {SANDBOX_CLIENT_ID: json.loads(os.environ["HELSEID_KEY"])}
+        except ValueError:
+            raise SystemExit("HELSEID_KEY is not a JSON Web Key") from None
+    path = settings.dev_client_key_file if settings else Settings.model_fields["dev_client_key_file"].get_default(
+        call_default_factory=True)
+    return {SANDBOX_CLIENT_ID: load_dev_client_key(path)}
+
+
 async def _sandbox_only(host: str, port: int) -> None:
     from bff.sandbox.app import create_sandbox
     from bff.web.serving import start_server
 
-    running = await start_server(create_sandbox().app, host, port, log_level="info")
+    try:
+        settings: Settings | None = Settings()
+    except ValueError:
+        settings = None
+    running = await start_server(create_sandbox(clients=_sandbox_clients(settings)).app, host, port,
+                                 log_level="info")
     print(f"Sandbox providers at {running.url}", flush=True)
     await running.task
 

@@ -19,6 +19,7 @@ DEFAULT_CANCEL_POLL_AFTER = 60.0
 SANDBOX_ID_SECRET = "sandbox-only-id-secret-never-use-in-production"
 DEV_ISSUER = "https://dev-issuer.timeavtaler.invalid"
 DEV_KEY_NAME = "dev-issuer-key.pem"
+DEV_CLIENT_KEY_NAME = "dev-helseid-client.jwk"
 DEMO_PERSON = "asane"
 """The sandbox person whose token `bff serve` prints and GraphiQL fills in."""
 DEFAULT_AUDIENCE = "timeavtaler-bff"
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
     oidc_issuer: str | None = None
     oidc_audience: str = DEFAULT_AUDIENCE
     dev_key_file: Path = Field(default_factory=lambda: Path.home() / ".cache" / "timeavtaler-bff" / DEV_KEY_NAME)
+    dev_client_key_file: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "timeavtaler-bff" / DEV_CLIENT_KEY_NAME)
+    """The sandbox's HelseID client key (`${HELSEID_KEY}` when the environment does not set it)."""
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     breaker_threshold: int = breakers.DEFAULT_THRESHOLD
     breaker_cooldown: float = breakers.DEFAULT_COOLDOWN

@@ -107,15 +107,17 @@ async def _send(source: str, client: httpx.AsyncClient, request: httpx.Request) 
     try:
         return await client.send(request)
     except httpx.HTTPError as exc:
-        if isinstance(exc, httpx.TimeoutException) and _timed_out(exc):
+        if timed_out(exc):
             raise SourceUnavailable(source, "timed out", "timeout") from exc
         cause = exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc
         raise SourceUnavailable(source, f"transport error: {type(cause).__name__}", "transport") from exc
 
 
-def _timed_out(exc: httpx.TimeoutException) -> bool:
-    """httpx-aiohttp reports every lost connection (a reset, a server that hung up) as
+def timed_out(exc: httpx.HTTPError) -> bool:
+    """Whether a failed call timed out. httpx-aiohttp reports every lost connection (a reset, a server that hung up) as
     `ConnectTimeout`; only a cause that is itself a timeout is one. (httpx's own
     transport chains its httpcore exceptions, which are neither.)"""
+    if not isinstance(exc, httpx.TimeoutException):
+        return False
     cause = exc.__cause__
     return isinstance(cause, TimeoutError) or not isinstance(cause, OSError | aiohttp.ClientError)

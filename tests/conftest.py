@@ -9,7 +9,9 @@ afterwards.
 from __future__ import annotations
 
 import functools
+import json
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,8 +28,9 @@ from bff.domain.sources import load_sources
 from bff.domain.timez import today
 from bff.sandbox.app import SandboxState, create_sandbox
 from bff.sandbox.cast import CastMember, cast
+from bff.sandbox.helseid import SANDBOX_CLIENT_ID
 from bff.settings import DEV_ISSUER, Settings
-from bff.web.auth import load_dev_key, mint_dev_token
+from bff.web.auth import load_dev_client_key, load_dev_key, mint_dev_token
 from bff.web.serving import RunningServer, start_server
 from tests.redis_process import RedisProcess, answers
 
@@ -97,8 +100,17 @@ class Sandbox:
         return list((await self.http.get(f"{self.url}/_admin/cancellation-requests")).json()["requests"])
 
     async def calls(self) -> dict[str, int]:
+        """Calls per provider (the token server's are in `helseid`)."""
         body = (await self.http.get(f"{self.url}/_admin/calls")).json()
-        return dict(body["calls"])
+        return {target: n for target, n in body["calls"].items() if target != "helseid"}
+
+    async def helseid(self, **knobs: Any) -> dict[str, Any]:
+        """Turn the token server's knobs (token_ttl, require_nonce, replay_next, revoke), if
+        any are given; its report: tokens issued per `client scope`, refusals per error."""
+        if knobs:
+            (await self.http.put(f"{self.url}/_admin/helseid", json=knobs)).raise_for_status()
+        report: dict[str, Any] = (await self.http.get(f"{self.url}/_admin/helseid")).json()
+        return report
 
     async def most_at_once(self) -> dict[str, int]:
         """Per target, the most requests it had in progress at the same time."""
@@ -148,6 +160,11 @@ class Bff:
 
 
 PEOPLE = cast(today())
+CLIENT_KEY = load_dev_client_key(Path(tempfile.mkdtemp(prefix="bfftest-")) / "helseid-client.jwk")
+"""This run's HelseID client key: in HELSEID_KEY for every BFF the suite starts (in this
+process or another), registered with every sandbox's token server (`SANDBOX_CLIENTS`)."""
+os.environ["HELSEID_KEY"] = json.dumps(CLIENT_KEY)
+SANDBOX_CLIENTS = {SANDBOX_CLIENT_ID: CLIENT_KEY}
 BERGEN_SECRET = next(s for s in load_sources(None, {"SANDBOX_URL": "http://sandbox"}).sources
                      if s.id == "bergen-kommune").webhook_secret
 FAST_WORKER = {"cancel_poll_interval": 0.2, "cancel_poll_after": 1.0, "rate_limit_per_minute": 100_000}
@@ -180,7 +197,7 @@ async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture(scope="session")
 async def sandbox() -> AsyncIterator[Sandbox]:
-    built = create_sandbox()
+    built = create_sandbox(clients=SANDBOX_CLIENTS)
     running = await start_server(built.app)
     async with httpx.AsyncClient(limits=CLIENT_LIMITS) as http:
         yield Sandbox(running.url, built.state, http)

@@ -7,16 +7,19 @@ loudly, naming the entry and field, when something is missing or wrong.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import string
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import jwt
 
 from bff.domain.models import HealthRegion, MunicipalService, SourceKind
 
@@ -32,6 +35,10 @@ MUNICIPAL_SERVICE_CODES = {
 VISIT_VISIBILITY = frozenset({"regular", "assigned", "performed", "cancelled"})
 PROTOCOLS = frozenset({"fhir", "municipal"})
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+AUTH_KINDS = frozenset({"none", "helseid"})
+CLIENT_KEY_ALGORITHMS = {"RSA": ("RS256", "PS256"), "EC": ("ES256",)}
+"""What HelseID takes for client assertions and DPoP proofs, by key type; the first is the
+default when the JWK names no `alg`."""
 
 
 class SourcesFileError(ValueError):
@@ -45,6 +52,30 @@ class Capabilities:
     future: bool = True
     past: bool = False
     cancel: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAuth:
+    """How the BFF proves who it is to an upstream: `none`, or a HelseID machine token
+    (client credentials with a `private_key_jwt` client assertion, DPoP-bound unless
+    `dpop` is false). `key` is the client's private JWK as JSON; never printed."""
+
+    kind: str
+    token_url: str = ""
+    issuer: str = ""
+    """The token server's issuer, the client assertion's `aud` (default: `token_url`
+    without its `/connect/token`, as HelseID names its endpoints)."""
+    client_id: str = ""
+    scope: tuple[str, ...] = ()
+    key: str = field(default="", repr=False)
+    algorithm: str = ""
+    dpop: bool = True
+    timeout: float = DEFAULT_SOURCE_TIMEOUT
+
+    @property
+    def required(self) -> bool:
+        """A credential is sent (kind is not `none`)."""
+        return self.kind != "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +104,8 @@ class SourceConfig:
     lookback_days: int = DEFAULT_LOOKBACK_DAYS
     cancel_notice_hours: int = 0
     webhook_secret: str | None = None
+    auth: UpstreamAuth | None = None
+    """None: the file says nothing, so no credential is sent (refused by the production profile)."""
 
     def serves_district(self, municipality: str | None, district: str | None) -> bool:
         """True when a person living in this municipality and district is covered."""
@@ -95,6 +128,7 @@ class Endpoint:
 
     url: str
     timeout: float = DEFAULT_SOURCE_TIMEOUT
+    auth: UpstreamAuth | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +142,19 @@ class SourcesFile:
     def by_id(self, source_id: str) -> SourceConfig | None:
         """The source with this id, if configured."""
         return next((s for s in self.sources if s.id == source_id), None)
+
+    def upstreams(self) -> dict[str, UpstreamAuth | None]:
+        """Every upstream the BFF calls (the sources, `directory`, `notifier`) by name, with its `auth`."""
+        named = {s.id: s.auth for s in self.sources}
+        named["directory"] = self.directory.auth
+        if self.notifier is not None:
+            named["notifier"] = self.notifier.auth
+        return named
+
+    def without_auth(self) -> list[str]:
+        """Upstreams whose entry has no `auth` table: the production profile refuses to
+        start with any (`auth = { kind = "none" }` says so on purpose)."""
+        return [name for name, auth in self.upstreams().items() if auth is None]
 
 
 def fold(text: str) -> str:
@@ -169,7 +216,68 @@ def _endpoint(table: Any, name: str, *, required: bool) -> Any:
         return None
     if not isinstance(table, dict) or not isinstance(table.get("url"), str):
         raise SourcesFileError(f"[{name}] needs a url")
-    return Endpoint(url=table["url"], timeout=float(table.get("timeout", DEFAULT_SOURCE_TIMEOUT)))
+    try:
+        auth = _auth(table.get("auth"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SourcesFileError(f"[{name}]: {exc}") from exc
+    return Endpoint(url=table["url"], timeout=float(table.get("timeout", DEFAULT_SOURCE_TIMEOUT)), auth=auth)
+
+
+def _auth(table: Any) -> UpstreamAuth | None:
+    """An upstream's `auth` table. Every message names the field, never the key's content."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ValueError("auth must be a table, e.g. auth = { kind = \"helseid\", … }")
+    kind = table.get("kind")
+    if kind not in AUTH_KINDS:
+        raise ValueError(f"auth.kind must be one of {sorted(AUTH_KINDS)}")
+    if kind == "none":
+        return UpstreamAuth(kind="none")
+    missing = [f for f in ("token_url", "client_id", "scope") if not table.get(f)]
+    if missing or not (table.get("key") or table.get("key_file")):
+        raise ValueError(f"auth of kind helseid needs {', '.join(missing or ['key or key_file'])}")
+    scope = table["scope"]
+    scopes = (scope,) if isinstance(scope, str) else tuple(str(s) for s in scope)
+    key, algorithm = _client_key(table)
+    token_url = str(table["token_url"])
+    return UpstreamAuth(
+        kind="helseid", token_url=token_url, client_id=str(table["client_id"]), scope=scopes,
+        issuer=str(table.get("issuer") or token_url.removesuffix("/connect/token")),
+        key=key, algorithm=algorithm, dpop=bool(table.get("dpop", True)),
+        timeout=float(table.get("timeout", DEFAULT_SOURCE_TIMEOUT)))
+
+
+def _client_key(table: dict[str, Any]) -> tuple[str, str]:
+    """The private JWK from `key` (its JSON, usually `${HELSEID_KEY}`) or `key_file`, and
+    the algorithm it signs with; checked here so a wrong key stops the start."""
+    if table.get("key_file"):
+        try:
+            text = Path(str(table["key_file"])).read_text("utf-8")
+        except OSError as exc:
+            raise ValueError(f"auth.key_file cannot be read: {exc.strerror}") from None
+        where = "auth.key_file"
+    else:
+        text, where = str(table["key"]), "auth.key"
+    try:
+        jwk = json.loads(text)
+    except ValueError:
+        raise ValueError(f"{where} is not a JSON Web Key (JSON)") from None
+    if not isinstance(jwk, dict) or jwk.get("kty") not in CLIENT_KEY_ALGORITHMS:
+        raise ValueError(f"{where} must be an RSA or EC JSON Web Key") from None
+    if "d" not in jwk:
+        raise ValueError(f"{where} is a public key; HelseID needs the client's private key")
+    allowed = CLIENT_KEY_ALGORITHMS[jwk["kty"]]
+    algorithm = str(jwk.get("alg") or allowed[0])
+    if algorithm not in allowed:
+        raise ValueError(f"{where}: alg {algorithm} does not fit a {jwk['kty']} key (use {', '.join(allowed)})")
+    if jwk["kty"] == "EC" and jwk.get("crv") != "P-256":
+        raise ValueError(f"{where}: an EC key must be on the P-256 curve (ES256)")
+    try:
+        jwt.PyJWK(jwk, algorithm)
+    except (jwt.PyJWTError, ValueError, TypeError):
+        raise ValueError(f"{where} is not a usable {jwk['kty']} private key") from None
+    return json.dumps(jwk), algorithm
 
 
 def _source(entry: Any, index: int) -> SourceConfig:
@@ -216,6 +324,7 @@ def _build_source(entry: dict[str, Any], where: str) -> SourceConfig:
         lookback_days=int(entry.get("lookback_days", DEFAULT_LOOKBACK_DAYS)),
         cancel_notice_hours=int(entry.get("cancel_notice_hours", 0)),
         webhook_secret=entry.get("webhook_secret"),
+        auth=_auth(entry.get("auth")),
     )
     _check_kind_fields(source)
     return source

@@ -33,6 +33,10 @@ class Metrics:
                                    ["source"], registry=r)
         self.source_states = Counter("bff_source_results", "Source states reported to clients",
                                      ["source", "state"], registry=r)
+        self.upstream_auth = Counter("bff_upstream_auth", "HelseID per upstream: token_fetched (from the token "
+                                     "server), token_failed, token_refused (an operator must act), token_retry "
+                                     "(401 answered with a renewed token), proof_retry, nonce_retry",
+                                     ["source", "event"], registry=r)
         self.redis_errors = Counter("bff_redis_errors", "Redis operations that failed", ["operation"], registry=r)
         self.responses = Counter("bff_response_cache", "Query documents answered: hit (reused) or miss",
                                  ["result"], registry=r)

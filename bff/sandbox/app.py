@@ -1,9 +1,10 @@
 """The sandbox providers as one Starlette app: FHIR servers, municipal APIs, the person
-directory and the notification service, each under its own path prefix."""
+directory and the notification service, each under its own path prefix, and the
+HelseID-like token server whose DPoP-bound tokens they all want (`bff.sandbox.helseid`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from bff.domain.wire import FNR_SYSTEM
 from bff.sandbox.cancellations import CancellationDesk
 from bff.sandbox.cast import World, build_world
 from bff.sandbox.faults import CallLog, Fault, FaultMiddleware
+from bff.sandbox.helseid import DPoPGuard, TokenServer, helseid_routes
 
 FHIR_JSON = "application/fhir+json"
 MAX_PAGE = 100
@@ -37,6 +39,7 @@ class SandboxState:
     notification_keys: set[str] = field(default_factory=set)
     desk: CancellationDesk = field(default_factory=CancellationDesk)
     fhir_versions: dict[str, int] = field(default_factory=dict)
+    helseid: TokenServer = field(default_factory=TokenServer)
 
 
 def _outcome(status: int, text: str) -> JSONResponse:
@@ -249,6 +252,7 @@ def admin_routes(state: SandboxState) -> list[Route]:
         state.notifications.clear()
         state.notification_keys.clear()
         state.fhir_versions.clear()
+        state.helseid.reset()
         return JSONResponse({"ok": True})
 
     async def calls(request: Request) -> Response:
@@ -290,9 +294,12 @@ class Sandbox:
     state: SandboxState
 
 
-def create_sandbox(day: date | None = None) -> Sandbox:
-    """The sandbox providers, their data laid out around `day` (today in Oslo by default)."""
+def create_sandbox(day: date | None = None, clients: Mapping[str, Mapping[str, Any]] | None = None) -> Sandbox:
+    """The sandbox providers, their data laid out around `day` (today in Oslo by default);
+    `clients`: the HelseID clients its token server knows (client id → public JWK)."""
     state = SandboxState(world=build_world(day or today()))
+    for client_id, jwk in (clients or {}).items():
+        state.helseid.register(client_id, jwk)
     routes = [
         Route("/fhir/{tenant}/Appointment", fhir_search(state), methods=["GET"], name="fhir_search"),
         Route("/fhir/{tenant}/Appointment/{id}", fhir_read(state), methods=["GET"]),
@@ -304,5 +311,7 @@ def create_sandbox(day: date | None = None) -> Sandbox:
         Route("/persons/{pid}", person(state), methods=["GET"]),
         Route("/varsel/notifications", notify(state), methods=["POST"]),
         *admin_routes(state),
+        *helseid_routes(state.helseid),
     ]
-    return Sandbox(FaultMiddleware(Starlette(routes=routes), state.faults, state.log), state)
+    guarded = DPoPGuard(Starlette(routes=routes), state.helseid)
+    return Sandbox(FaultMiddleware(guarded, state.faults, state.log), state)

@@ -1,8 +1,9 @@
 """Fault injection and call counting for the sandbox providers.
 
 Every request is attributed to a *target*: a FHIR or municipal tenant (`helse-vest`,
-`oslo`, …), `persons` or `varsel`. Per target the admin API can add latency (with jitter),
-answer with an HTTP status, hang (a timeout for the caller) or send a malformed body —
+`oslo`, …), `persons`, `varsel` or `helseid` (the token server). Per target the admin API
+can add latency (with jitter), answer with an HTTP status, hang (a timeout for the
+caller) or send a malformed body —
 for every request, or for the next `times` requests only (a passing failure).
 Calls are counted per target, with how many patients a FHIR search named (never who) and
 the most requests the target had in progress at once.
@@ -70,7 +71,7 @@ def target_of(path: str) -> str | None:
     parts = [p for p in path.split("/") if p]
     if len(parts) >= 2 and parts[0] in ("fhir", "kommune"):
         return parts[1]
-    if parts and parts[0] in ("persons", "varsel"):
+    if parts and parts[0] in ("persons", "varsel", "helseid"):
         return parts[0]
     return None
 

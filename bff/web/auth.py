@@ -8,8 +8,10 @@ nor an HMAC keyed with a public key is ever accepted), exact issuer, our audienc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from typing import Any
 import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt import PyJWK, PyJWKSet
 
 from bff.runtime.lru import Lru
@@ -225,6 +227,25 @@ def load_dev_key(path: Path) -> rsa.RSAPrivateKey:
                                        serialization.NoEncryption()))
     path.chmod(0o600)
     return key
+
+
+def load_dev_client_key(path: Path) -> dict[str, Any]:
+    """The development HelseID client's private key (an ES256 JWK), created on first use
+    and kept in `path`: the sandbox's token server registers its public half, the BFF in
+    the sandbox profile signs with it. Written to a temporary file and renamed, so two
+    processes starting at once end up with one key."""
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key)), "alg": "ES256", "kid": "bff-dev-client-1"}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        draft.write_text(json.dumps(jwk), "utf-8")
+        draft.chmod(0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
+    loaded: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    return loaded
 
 
 def dev_jwks(key: rsa.RSAPrivateKey) -> dict[str, Any]:

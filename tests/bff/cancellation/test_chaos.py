@@ -35,7 +35,7 @@ from bff.settings import DEV_ISSUER, SANDBOX_ID_SECRET
 from bff.store.slots import mget
 from bff.web.auth import load_dev_key, mint_dev_token
 from bff.web.serving import start_server
-from tests.conftest import BERGEN_SECRET
+from tests.conftest import BERGEN_SECRET, SANDBOX_CLIENTS
 from tests.redis_process import RedisProcess, answers, free_port
 from tests.resolvers.test_cancellation import CANCEL
 
@@ -134,7 +134,7 @@ def _processes(env: dict[str, str]) -> Iterator[list[BffProcess]]:
 async def running_world(tmp_path: Path, redis: Any, client: Redis, env: dict[str, str]) -> AsyncIterator[World]:
     """Two `uvicorn --factory bff.asgi:app` processes on `redis` (reached through `client`;
     `env`: the Redis settings), the sandbox with a crowd of Bergen citizens."""
-    sandbox = create_sandbox()
+    sandbox = create_sandbox(clients=SANDBOX_CLIENTS)
     crowd = add_crowd(sandbox.state.world, today(), PEOPLE_IN_CROWD, VISITS_EACH)
     running = await start_server(sandbox.app)
     key_file = tmp_path / "dev-key.pem"

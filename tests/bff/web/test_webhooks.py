@@ -167,18 +167,23 @@ async def test_raw_garbage_headers_never_cause_a_500(bff: Bff) -> None:
                                      "there is no one shared pool to exhaust")
 async def test_webhooks_are_answered_while_every_shared_redis_connection_is_busy(bff: Bff, sandbox: Sandbox) -> None:
     """Webhooks have Redis connections of their own: with the shared pool held by a burst
-    (here: every connection blocked for 1.5 s), 200 provider answers are still taken —
+    (here: every connection blocked until the answers are in), 200 provider answers are still taken —
     none gets a 503 that the provider would have to send again."""
     from bff.store.connection import POOL_SIZE
 
     request_id = await pending_request(bff, sandbox)
     shared = bff.app.state.services.redis
 
+    answered = asyncio.Event()
+
     async def hold() -> None:
-        for _ in range(3):
-            # One that finds no free connection (the worker holds some too) waits a second
-            # for one, or its BLPOP outlasts the socket timeout on a busy machine: the pool is
-            # exhausted either way.
+        # Until the webhooks are answered (30 s at most): BLPOPs of 0.4 s back to back. One
+        # that finds no free connection (the worker holds some too) waits a second for one,
+        # or its BLPOP outlasts the socket timeout on a busy machine: the pool is exhausted
+        # either way.
+        for _ in range(75):
+            if answered.is_set():
+                return
             with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
                 await shared.blpop([f"{uuid.uuid4().hex}:never"], timeout=0.4)
 
@@ -187,6 +192,7 @@ async def test_webhooks_are_answered_while_every_shared_redis_connection_is_busy
     bodies = [decision(request_id)] + [decision(str(uuid.uuid4())) for _ in range(199)]
     answers = await asyncio.gather(*(post(bff, body, signed(body)) for body in bodies))
     still_busy = not all(h.done() for h in holders)
+    answered.set()
     await asyncio.gather(*holders)
     assert still_busy, "the shared pool was released before the webhooks were answered"
     assert sorted({a.status_code for a in answers}) == [200, 202], [a.text for a in answers if a.status_code >= 300]
