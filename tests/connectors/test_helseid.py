@@ -21,7 +21,7 @@ from bff.web.auth import load_dev_client_key
 from connectors.base import SourceUnavailable
 from connectors.helseid import DPoPAuth, HelseIdClient, Token
 from tests.clients.asgi_process import bff_asgi
-from tests.conftest import CLIENT_KEY, Bff, Sandbox, redis_url_for_tests
+from tests.conftest import CLIENT_KEY, CLUSTER, Bff, Sandbox, redis_url_for_tests
 from tests.redis_process import free_port
 from tests.resolvers.queries import LIST, consulted
 
@@ -114,7 +114,8 @@ async def test_a_replayed_proof_is_refused_and_the_bff_recovers_with_a_fresh_one
 async def test_one_token_per_client_and_scope_across_two_processes(make_bff: Any, sandbox: Sandbox,
                                                                    bff: Bff) -> None:
     here = await make_bff()
-    env = {"REDIS_URL": redis_url_for_tests(), "BFF_SANDBOX_URL": sandbox.url, "BFF_DEV_KEY_FILE": str(bff.key_file),
+    env = {"REDIS_URL": redis_url_for_tests(), "BFF_REDIS_CLUSTER": str(CLUSTER).lower(),
+           "BFF_SANDBOX_URL": sandbox.url, "BFF_DEV_KEY_FILE": str(bff.key_file),
            "BFF_REDIS_PREFIX": bff.settings.redis_prefix}
     async with bff_asgi(env) as there:
         other = Bff(there.url, bff.settings, bff.http, bff.key_file)

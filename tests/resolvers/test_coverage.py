@@ -135,14 +135,14 @@ async def test_every_row_names_its_source_and_patient(bff: Bff) -> None:
     assert starts == sorted(starts, key=datetime.fromisoformat)
 
 
-async def test_the_readmes_cast_is_the_sandboxs(bff: Bff) -> None:
-    """README's cast table names every person `bff token --list` offers, and what it says
-    the children and Arne have holds."""
+async def test_the_documented_cast_is_the_sandboxs(bff: Bff) -> None:
+    """docs/sandbox.md's cast table names every person `bff token --list` offers, and what
+    it says the children and Arne have holds."""
     from pathlib import Path
 
     from tests.conftest import PEOPLE
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "sandbox.md").read_text("utf-8")
     assert all(f"| `{handle}` |" in readme for handle in PEOPLE)
     expected = {"child_small": {"Vaksinasjon", "Øyekontroll barn"}, "child_teen": {"Helsesjekk", "Ungdomspoliklinikk"},
                 "child_older": {"Samtale"}, "child_hidden": set(), "elder": {"Hjemmesykepleie", "Hørselstest"}}
