@@ -69,6 +69,7 @@ from bff.web.auth import (
     mint_dev_token,
 )
 from bff.web.calendar import calendar_endpoint
+from bff.web.citizen import CitizenPage
 from bff.web.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription, preferred_media
 from bff.web.ide import IdePage
 from bff.web.logs import RequestIdMiddleware
@@ -306,6 +307,26 @@ def _ide_token(settings: Settings) -> Callable[[], str | None]:
     return token
 
 
+def _citizen_page(settings: Settings, trusted: TrustedDocuments) -> CitizenPage | None:
+    """The citizen's page: on in the sandbox profile, in production only with
+    BFF_WEB_CLIENT=true; the sandbox's people and their tokens only with the dev issuer."""
+    if not (settings.web_client if settings.web_client is not None else not settings.production):
+        return None
+    if not settings.uses_dev_issuer:
+        return CitizenPage(trusted.documents)
+    from bff.sandbox.cast import cast
+
+    def token(handle: str) -> tuple[str, str] | None:
+        member = cast(today()).get(handle)
+        if member is None:
+            return None
+        return mint_dev_token(load_dev_key(settings.dev_key_file), member.pid, issuer=DEV_ISSUER,
+                              audience=settings.oidc_audience), member.name
+
+    people = [{"handle": handle, "name": member.name} for handle, member in cast(today()).items()]
+    return CitizenPage(trusted.documents, people, token, DEMO_PERSON)
+
+
 def _wants_ide(scope: Scope) -> bool:
     headers = dict(scope.get("headers") or [])
     query_string = scope.get("query_string", b"")
@@ -481,8 +502,11 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
             yield {}
 
     endpoint = AuthenticatedGraphQL(view, ide)
+    citizen = _citizen_page(settings, trusted)
     ide_assets = [Mount("/graphiql", StaticFiles(packages=[("bff", "static/graphiql")]))] if ide else []
-    routes = [*ide_assets, Route("/graphql", endpoint, methods=["GET", "POST"]), WebSocketRoute("/graphql", endpoint),
+    page = citizen.routes() if citizen else []
+    routes = [*page, *ide_assets, Route("/graphql", endpoint, methods=["GET", "POST"]),
+              WebSocketRoute("/graphql", endpoint),
               Route("/webhooks/{source_id}", webhook, methods=["POST"]),
               Route("/calendar.ics", _calendar(view), methods=["GET"]),
               Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     trusted_documents: Path | None = None
     trusted_documents_only: bool | None = None
     """Run only manifest documents; default: in the production profile."""
+    web_client: bool | None = None
+    """The citizen's page at `/`; default: on in the sandbox profile, off in production."""
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT
     max_body_bytes: int = DEFAULT_MAX_BODY
