@@ -9,13 +9,17 @@ import asyncio
 import json
 import re
 import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from bff.domain.sources import SourcesFileError, UpstreamAuth, default_sources_text, parse_sources
+from bff.domain.wire import CLIENT_ASSERTION_TYPE, token_hash
 from bff.sandbox.helseid import API_SCOPES, SANDBOX_CLIENT_ID
 from bff.web.auth import load_dev_client_key
 from connectors.base import SourceUnavailable
@@ -122,6 +126,7 @@ async def test_one_token_per_client_and_scope_across_two_processes(make_bff: Any
         people = ["asane", "frogner", "tromso", "trondheim", "gp_pilot", "parent"]
         answers = await asyncio.gather(*(instance.query(LIST, who=who) for who in people
                                          for instance in (here, other)))
+    assert "eyJ" not in there.output, "a token, assertion or proof in the other process's log"
     assert all(set(consulted(a).values()) == {"OK"} for a in answers)
     issued = (await sandbox.helseid())["issued"]
     used = {f"{SANDBOX_CLIENT_ID} {API_SCOPES[api]}" for api in ("fhir", "kommune", "persons")}
@@ -254,3 +259,61 @@ async def test_the_production_profile_refuses_an_upstream_without_auth(make_bff:
                        oidc_issuer="https://idp", oidc_jwks_file=tmp_path / "jwks.json",
                        redis_url=redis_url_for_tests())
     assert str(refused.value).endswith("missing for helse-vest")
+
+
+async def test_the_sandbox_providers_check_every_part_of_the_proof(bff: Bff, sandbox: Sandbox, tmp_path: Path) -> None:
+    """What the issue asks the sandbox to verify, each broken alone: the answer is 401 with
+    the error a real resource server gives, so the BFF's recovery is tested against it."""
+    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["persons"]), bff.http, MemoryStore(), lambda *_: None)
+    stranger = HelseIdClient(helseid_auth(sandbox, API_SCOPES["persons"], key=load_dev_client_key(tmp_path / "k")),
+                             bff.http, MemoryStore(), lambda *_: None)
+    token = await client.token("test")
+    url = httpx.URL(f"{sandbox.url}/persons/00000000000")
+
+    def proof(**claims: Any) -> str:
+        signer = claims.pop("signer", client)
+        now = int(time.time())
+        body = {"htm": "GET", "htu": str(url), "iat": now, "jti": uuid.uuid4().hex, "ath": token_hash(token), **claims}
+        return jwt.encode({k: v for k, v in body.items() if v is not None}, signer._signing_key, algorithm="ES256",
+                          headers={"typ": "dpop+jwt", "jwk": signer._header_jwk})
+
+    cases = {
+        "good": (proof(), 404),
+        "another method": (proof(htm="POST"), 401),
+        "another URL": (proof(htu=f"{sandbox.url}/persons/11111111111"), 401),
+        "made two minutes ago": (proof(iat=int(time.time()) - 120), 401),
+        "for another token": (proof(ath=token_hash("another")), 401),
+        "without ath": (proof(ath=None), 401),
+        "signed by another key": (proof(signer=stranger), 401),
+    }
+    answers = {}
+    for name, (dpop, _) in cases.items():
+        answer = await bff.http.get(url, headers={"Authorization": f"DPoP {token}", "DPoP": dpop})
+        answers[name] = answer.status_code
+        if answer.status_code == 401:
+            assert 'error="invalid_dpop_proof"' in answer.headers["www-authenticate"], name
+    assert answers == {name: status for name, (_, status) in cases.items()}
+    bearer = await bff.http.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert bearer.status_code == 401 and 'error="invalid_token"' in bearer.headers["www-authenticate"]
+
+
+async def test_the_token_server_refuses_a_reused_or_long_lived_client_assertion(bff: Bff, sandbox: Sandbox) -> None:
+    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["fhir"]), bff.http, MemoryStore(), lambda *_: None)
+    token_url = f"{sandbox.url}/helseid/connect/token"
+
+    async def ask(assertion: str) -> httpx.Response:
+        form = {"grant_type": "client_credentials", "client_assertion_type": CLIENT_ASSERTION_TYPE,
+                "client_assertion": assertion, "scope": API_SCOPES["fhir"]}
+        return await bff.http.post(token_url, data=form, headers={"DPoP": client.proof("POST", httpx.URL(token_url))})
+
+    assertion = client._assertion()
+    first, again = await ask(assertion), await ask(assertion)
+    assert first.status_code == 200 and first.json()["token_type"] == "DPoP"
+    assert again.status_code == 401 and again.json()["error"] == "invalid_client"
+    now = int(time.time())
+    too_long = jwt.encode({"iss": SANDBOX_CLIENT_ID, "sub": SANDBOX_CLIENT_ID, "aud": sandbox.url + "/helseid",
+                           "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex}, client._signing_key,
+                          algorithm="ES256")
+    assert (await ask(too_long)).json()["error"] == "invalid_client"
+    bound = jwt.decode(first.json()["access_token"], options={"verify_signature": False})
+    assert bound["cnf"]["jkt"] == client.jkt and bound["client_id"] == SANDBOX_CLIENT_ID
