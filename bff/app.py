@@ -52,7 +52,7 @@ from bff.runtime.metrics import Metrics
 from bff.services import Services
 from bff.settings import DEMO_PERSON, DEV_ISSUER, Profile, Settings
 from bff.store.audit import AuditLog
-from bff.store.cache import AppointmentCache
+from bff.store.cache import AppointmentCache, Limited
 from bff.store.connection import open_redis
 from bff.store.durability import persistence
 from bff.store.ratelimit import RateLimiter
@@ -205,7 +205,13 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         place = services.responses.place(scope["state"]["viewer"].pid, query, variables, operation)
         if place is None:
             return replay, None
-        kept, lookup = await services.responses.reuse(place, services.audit)
+        viewer = scope["state"]["viewer"]
+        try:
+            kept, lookup, counted = await services.responses.reuse(place, services.audit,
+                                                                   services.rate_limiter.count(viewer.pid))
+        except Limited:
+            return replay, _too_many(services.rate_limiter.retry_after())
+        scope["state"]["counted"] = counted
         if kept is None:
             scope["state"]["kept_lookup"] = (query, lookup)
             return replay, None
@@ -227,7 +233,8 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         started = time.monotonic()
         place = responses.place(context.viewer.pid, str(request_data.query), request_data.variables,
                                 request_data.operation_name)
-        kept, lookup = await responses.reuse(place, context.services.audit) if place is not None else (None, None)
+        kept, lookup, _ = await responses.reuse(place, context.services.audit) if place is not None else \
+            (None, None, False)
         context.services.metrics.responses.labels("hit" if kept else "miss").inc()
         if kept is not None:  # audited again by `reuse`
             return ExecutionResult(data=kept.data, errors=None)
@@ -349,22 +356,28 @@ class AuthenticatedGraphQL:
         if scope["type"] != "http":
             await self.view(scope, receive, send)
             return
-        refusal = await authenticate(scope)
+        kept_path = not tracing.on()  # with traces on, every answer goes through the traced view
+        # On the kept path, the script that confirms a kept answer counts the request for the
+        # rate limit in the same round trip; what it does not count is counted below.
+        refusal = await authenticate(scope, count=not kept_path)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
         with answer_first():  # cache writes wait until the answer is sent
-            if not tracing.on():  # with traces on, every answer goes through the traced view
+            if kept_path:
                 receive, kept = await self.view.kept_answer(scope, receive)
+                if kept is None and not scope["state"].get("counted"):
+                    kept = await rate_limited(scope)
                 if kept is not None:
                     await kept(scope, receive, send)
                     return
             await self.view(scope, receive, send)
 
 
-async def authenticate(scope: Scope) -> Response | None:
-    """Verify the bearer token and the person's rate limit; on success the viewer is put
-    in the request's state and None returned, else the refusal to send."""
+async def authenticate(scope: Scope, *, count: bool = True) -> Response | None:
+    """Verify the bearer token and (unless `count` is false: the caller does it) the
+    person's rate limit; on success the viewer is put in the request's state and None
+    returned, else the refusal to send."""
     services: Services = scope["app"].state.services
     try:
         headers = dict(scope.get("headers") or [])
@@ -372,11 +385,15 @@ async def authenticate(scope: Scope) -> Response | None:
         viewer = await services.verifier.verify(token)
     except TokenError as exc:
         return _refuse(exc)
-    allowed, retry_after = await services.rate_limiter.allow(viewer.pid)
-    if not allowed:
-        return _too_many(retry_after)
     scope.setdefault("state", {})["viewer"] = viewer
-    return None
+    return await rate_limited(scope) if count else None
+
+
+async def rate_limited(scope: Scope) -> Response | None:
+    """Count the request against the viewer's limit: the 429 to send when it is over."""
+    services: Services = scope["app"].state.services
+    allowed, retry_after = await services.rate_limiter.allow(scope["state"]["viewer"].pid)
+    return None if allowed else _too_many(retry_after)
 
 
 def _calendar(view: BffGraphQL) -> Callable[[Request], Awaitable[Response]]:

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from bff.domain.ids import Ids, document_hash
 from bff.runtime.lru import Lru
 from bff.store.audit import Actor, AuditLog
-from bff.store.cache import AppointmentCache
+from bff.store.cache import AppointmentCache, Count
 
 MAX_ENTRIES = 10_000
 MAX_DOCUMENT = 20_000
@@ -160,28 +160,34 @@ class ResponseCache:
         persons = [self._ids.pseudonym(viewer_pid), *sorted(named)]
         return Place((document.key, canonical, operation, tuple(persons)), persons)
 
-    async def reuse(self, place: Place, audit: AuditLog) -> tuple[Kept | None, Lookup | None]:
+    async def reuse(self, place: Place, audit: AuditLog,
+                    count: Count | None = None) -> tuple[Kept | None, Lookup | None, bool]:
         """The answer kept at `place` if it is still current, with its audit entries
         written by the same Redis command that confirms it (one round trip); else None
         and where to keep the answer computed now (None when it may not be kept: Redis
-        cannot say, or a person has no generation yet)."""
+        cannot say, or a person has no generation yet). That command also counts the
+        request (`count`, the viewer's rate limit) when there is one to confirm: the last
+        value says whether it did. Raises `Limited` when the request is over the limit."""
         kept = self._kept.get(place.key)
         current: list[bytes | None] | list[bytes] | None
         if kept is not None and time.monotonic() < kept.expires:
             try:
                 current = await self._cache.append_if_current(place.persons, kept.generations,
-                                                              [audit.appendable(*entry) for entry in kept.audits])
+                                                              [audit.appendable(*entry) for entry in kept.audits],
+                                                              count)
             except (RedisError, OSError):
-                return None, None  # computed afresh, and audited as such
+                return None, None, False  # computed afresh, and audited as such
             if current is None:
-                return kept, None
+                return kept, None, True
+            counted = count is not None
         else:
             current = await self._cache.generations(place.persons)
+            counted = False
         if kept is not None:
             self._kept.discard(place.key)
         if current is None or any(generation is None for generation in current):
-            return None, None
-        return None, Lookup(place.key, tuple(cast(list[bytes], current)))
+            return None, None, counted
+        return None, Lookup(place.key, tuple(cast(list[bytes], current))), counted
 
     def _named(self, variables: Any) -> set[str]:
         """Pseudonyms of the persons named by ids among the variables (at any depth)."""

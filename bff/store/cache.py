@@ -18,6 +18,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar, cast
 
@@ -83,25 +84,52 @@ generation's new token, the generations' TTL. In this order: a process that sees
 generation or a released lease finds the entry written. One command, because each
 command costs redis-py client CPU."""
 APPEND_IF_CURRENT_SCRIPT = APPEND_LUA + """
-local n = tonumber(ARGV[1])
+local limit, k = tonumber(ARGV[1]), 0
+if limit >= 0 then
+  k = 1
+  local counted = redis.call('incr', KEYS[1])
+  if counted == 1 then redis.call('expire', KEYS[1], ARGV[2]) end
+  if limit > 0 and counted > limit then return -counted end
+end
+local n = tonumber(ARGV[3])
 for i = 1, n do
-  if redis.call('get', KEYS[i]) ~= ARGV[1 + i] then
-    return redis.call('mget', unpack(KEYS, 1, n))
+  if redis.call('get', KEYS[k + i]) ~= ARGV[3 + i] then
+    return redis.call('mget', unpack(KEYS, k + 1, k + n))
   end
 end
-local at = n + 2
-for i = n + 1, #KEYS do
+local at = n + 4
+for i = k + n + 1, #KEYS do
   local count = tonumber(ARGV[at])
   append(KEYS[i], ARGV, at + 1, at + count)
   at = at + count + 1
 end
 return 1
 """
-"""KEYS: n generations, then streams; ARGV: n, the generations expected, then per stream
-the number of its arguments and those arguments (the oldest id to keep, the TTL, the
-entry's fields and values). Appends to the streams only if every generation is as
-expected (1); else returns the generations as they are."""
+"""KEYS: a rate-limit window (when ARGV[1] ≥ 0), n generations, then streams; ARGV: the
+rate limit (-1: count nothing; 0: count, no limit), the window's TTL, n, the generations
+expected, then per stream the number of its arguments and those arguments (the oldest id
+to keep, the TTL, the entry's fields and values). Counts the request first and stops at
+once, appending nothing, when it is over the limit (-count). Appends to the streams only
+if every generation is as expected (1); else returns the generations as they are."""
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A request to count in a rate-limit window: its key, the limit (0: none) and the
+    window key's TTL in seconds."""
+
+    key: str
+    limit: int
+    ttl: int
+
+
+class Limited(Exception):
+    """The request was counted and is over its rate limit."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"request {count} in this window")
+        self.count = count
 Write = tuple[dict[str, bytes], int, list[str], list[str], asyncio.Future[list[Any]]]
 """Entries, their TTL, generations to renew, leases to release, and who waits for it."""
 Command = tuple[str | None, list[str], list[Any]]
@@ -171,13 +199,16 @@ class AppointmentCache:
         return cast(list[bytes], found)
 
     async def append_if_current(self, pseudonyms: list[str], expected: Iterable[bytes],
-                                appends: list[tuple[str, list[Any]]]) -> list[bytes | None] | None:
+                                appends: list[tuple[str, list[Any]]],
+                                count: Count | None = None) -> list[bytes | None] | None:
         """If every person's generation is still `expected`, append the stream entries
         `appends` (each a stream key and RECORD_SCRIPT's ARGV), and return None; else
         return the generations as they are, and append nothing. One round trip: a reused
-        answer's audit entries are written by the command that confirms it is current.
+        answer's audit entries are written by the command that confirms it is current,
+        and the request is counted in its rate-limit window (`count`) by it too — over the
+        limit, `Limited` is raised and nothing appended.
         Raises RedisError when Redis fails (or is being skipped after a failure): nothing
-        is appended then."""
+        is appended or counted then."""
         if time.monotonic() < self._down_until:
             raise RedisConnectionError("Redis is skipped after a failure")
         wanted = list(expected)
@@ -190,10 +221,24 @@ class AppointmentCache:
             parts.setdefault(slot(key) if self._clustered else 0, ([], []))[0].append(at)
         for key, args in appends:
             parts.setdefault(slot(key) if self._clustered else 0, ([], []))[1].append((key, args))
-        commands = [([generations[at] for at in mine] + [key for key, _ in streams],
-                     [len(mine), *[wanted[at] for at in mine],
-                      *[part for _, args in streams for part in (len(args), *args)]])
-                    for mine, streams in parts.values()]
+        counted_in = None
+        if count is not None:
+            counted_in = slot(count.key) if self._clustered else 0
+            if len(parts.keys() | {counted_in}) > 1:
+                # Several slots (a cluster, and persons in more than one): count first, on its
+                # own, so that no slot records a read the limit then refuses.
+                await self._counted_alone(count)
+                count = None
+            else:
+                parts.setdefault(counted_in, ([], []))
+        commands: list[tuple[list[str], list[Any]]] = []
+        for where, (mine, streams) in parts.items():
+            counter = count is not None and where == counted_in
+            commands.append((([count.key] if count is not None and counter else []) +
+                             [generations[at] for at in mine] + [key for key, _ in streams],
+                             [*((count.limit, count.ttl) if count is not None and counter else (-1, 0)),
+                              len(mine), *[wanted[at] for at in mine],
+                              *[part for _, args in streams for part in (len(args), *args)]]))
         try:
             if len(commands) == 1:
                 replies = [await self._scripts[APPEND_IF_CURRENT_SCRIPT](keys=commands[0][0], args=commands[0][1])]
@@ -205,6 +250,9 @@ class AppointmentCache:
         except (RedisError, OSError) as exc:
             self._failed("reuse", exc)
             raise
+        over = [-reply for reply in replies if isinstance(reply, int) and reply < 0]
+        if over:
+            raise Limited(over[0])
         if all(reply == 1 for reply in replies):
             return None
         current: list[bytes | None] = list(wanted)
@@ -213,6 +261,15 @@ class AppointmentCache:
                 for at, value in zip(mine, reply, strict=True):
                     current[at] = _as_bytes(value)
         return current
+
+    async def _counted_alone(self, count: Count) -> None:
+        try:
+            reply = await self._scripts[APPEND_IF_CURRENT_SCRIPT](keys=[count.key], args=[count.limit, count.ttl, 0])
+        except (RedisError, OSError) as exc:
+            self._failed("reuse", exc)
+            raise
+        if isinstance(reply, int) and reply < 0:
+            raise Limited(-reply)
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         """Redis failed: skip it for `OUTAGE_BACKOFF`, and count and log the failure."""

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bff.domain.ids import Ids
+from bff.store.cache import Count
 
 log = structlog.get_logger(__name__)
 WINDOW = 60
@@ -33,11 +34,24 @@ class RateLimiter:
         self.limit = limit
         self._count = redis.register_script(COUNT_SCRIPT)
 
+    def key(self, pid: str) -> str:
+        """The person's counter for this window (their pseudonym as hash tag)."""
+        return f"{self._prefix}:rate:{{{self._ids.pseudonym(pid)}}}:{int(time.time() // WINDOW)}"
+
+    def count(self, pid: str) -> Count | None:
+        """The request's count, for a script that does it with its own work (the reuse of
+        a kept answer); None when there is no limit."""
+        return Count(self.key(pid), self.limit, WINDOW * 2) if self.limit > 0 else None
+
+    @staticmethod
+    def retry_after() -> int:
+        """Seconds until the window resets."""
+        return WINDOW - int(time.time() % WINDOW)
+
     async def allow(self, pid: str) -> tuple[bool, int]:
         """Whether the request may go ahead, and the seconds until the window resets."""
-        window = int(time.time() // WINDOW)
-        key = f"{self._prefix}:rate:{{{self._ids.pseudonym(pid)}}}:{window}"
-        retry_after = WINDOW - int(time.time() % WINDOW)
+        key = self.key(pid)
+        retry_after = self.retry_after()
         if self.limit <= 0:
             return True, retry_after
         try:

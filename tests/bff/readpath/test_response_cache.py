@@ -22,6 +22,7 @@ async def ask(bff: Bff, who: str, variables: dict[str, Any] | None = None) -> An
     body = {"documentId": APPOINTMENTS, "variables": variables or {}}
     headers = {"Authorization": f"Bearer {bff.token(who)}"}
     response = await bff.http.post(f"{bff.url}/graphql", json=body, headers=headers)
+    await bff.settled()  # the cache writes made after answering are in Redis, as for `Bff.post`
     return response.json()
 
 
@@ -136,10 +137,25 @@ async def test_a_reused_answer_is_confirmed_and_audited_in_one_round_trip(bff: B
     with round_trips(bff.app.state.services.redis, sent):
         reused = await ask(bff, "asane")
     assert reused["data"]["appointments"]["totalCount"] == 10
-    touching = [args for args in sent if any(":gen:" in arg or ":audit:" in arg for arg in args)]
-    assert len(touching) == 1, "the generation check and the audit entry share one round trip"
-    assert stream in touching[0]
+    touching = [args for args in sent if any(part in arg for arg in args for part in (":gen:", ":audit:", ":rate:"))]
+    assert len(touching) == 1, "the rate limit, the generation check and the audit entry share one round trip"
+    assert stream in touching[0] and any(":rate:" in arg for arg in touching[0])
     assert await redis.xlen(stream) == before + 1
+
+
+async def test_a_reused_answer_counts_against_the_rate_limit_and_a_refused_one_is_not_audited(
+        make_bff: Any, redis: Any, redis_prefix: str) -> None:
+    limited = await make_bff(rate_limit_per_minute=4)
+    bodies = [await ask(limited, "asane") for _ in range(4)]  # cold, computed and kept, reused twice
+    assert all(b["data"]["appointments"]["totalCount"] == 10 for b in bodies)
+    assert await hits(limited) == 2
+    stream = audit_stream(limited, redis_prefix, "asane")
+    audited = await redis.xlen(stream)
+    refused = await limited.http.post(f"{limited.url}/graphql", json={"documentId": APPOINTMENTS},
+                                      headers={"Authorization": f"Bearer {limited.token('asane')}"})
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) <= 60
+    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert await redis.xlen(stream) == audited, "a read the limit refused is not in the activity log"
 
 
 async def test_a_kept_answer_whose_data_changed_is_computed_again_and_audited_once(
