@@ -93,3 +93,20 @@ async def test_production_serves_the_page_only_when_asked_and_never_dev_tokens(m
     assert page.status_code == 200 and '"sandbox": false' in page.text
     assert (await on.http.get(f"{on.url}/_dev/token", params={"person": "asane"})).status_code == 404
     assert (await on.http.get(f"{on.url}/_dev/people")).status_code == 404
+
+
+async def test_the_page_works_unchanged_in_production_with_the_host_pages_token(make_bff: Any,
+                                                                                tmp_path: Path) -> None:
+    """Trusted documents only (the production default) and the token from the host page."""
+    node, chromium = require_node(), require_chromium()
+    on = await production_bff(make_bff, tmp_path, web_client=True)
+    process = await asyncio.create_subprocess_exec(
+        node, str(NODE_DIR / "citizen.mjs"), "--production", on.url, on.token("asane"), cwd=NODE_DIR,
+        env={**os.environ, "CHROMIUM": chromium}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()[-3000:]
+    seen: dict[str, Any] = json.loads(out)
+    assert seen["elsewhere"] == [] and seen["errors"] == []
+    assert {r["title"] for r in seen["views"]["kari"]["rows"]} >= {"Kontroll etter grå stær", "Praktisk bistand"}
+    assert seen["picker"] == 0, "no sandbox person picker in production"
+    assert seen["graphql"] and all(g["documentId"] in TRUSTED and g["query"] is None for g in seen["graphql"])

@@ -4,11 +4,14 @@
 // failing, a 375 px wide screen. axe-core checks each view. Prints what it saw as JSON:
 // every request the page made (none may leave the BFF) and every GraphQL document it sent.
 // Usage: node citizen.mjs <BFF url> <sandbox url> <output dir>
+//        node citizen.mjs --production <BFF url> <bearer token>: the page as a host page
+//        embeds it, with the token in sessionStorage; prints its rows and requests.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 
-const [bff, sandbox, output] = process.argv.slice(2);
+const production = process.argv[2] === '--production';
+const [bff, sandbox, output] = process.argv.slice(production ? 3 : 2);
 const origin = new URL(bff).host;
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const seen = { elsewhere: [], errors: [], graphql: [], subscribes: [], axe: {}, views: {} };
@@ -57,6 +60,7 @@ async function settled(page) {
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
+  if (production) await page.addInitScript((token) => sessionStorage.setItem('timeavtaler.accessToken', token), sandbox);
   page.on('request', (request) => {
     const target = new URL(request.url());
     if (['http:', 'https:', 'ws:', 'wss:'].includes(target.protocol) && target.host !== origin) seen.elsewhere.push(request.url());
@@ -77,6 +81,11 @@ try {
   await page.waitForSelector('.row', { timeout: 30000 });
   await settled(page);
   seen.views.kari = await view(page);
+  if (production) {
+    seen.picker = await page.locator('#login').count();
+    console.log(JSON.stringify(seen));
+    process.exit(0);
+  }
   await audit(page, 'list');
   await page.screenshot({ path: `${output}/citizen-desktop.png`, fullPage: true });
   await page.setViewportSize({ width: 1000, height: 760 });
