@@ -49,8 +49,10 @@ async def test_a_citizen_sees_cancels_and_switches_person_on_the_page(bff: Bff, 
     assert seen["reachedByTab"] and seen["confirmFocused"] == "confirm-yes"
     assert seen["pending"] == "Venter på svar fra Bergen kommune"
     assert seen["decided"] == "Avbestilt"
+    assert seen["rejected"].startswith("Ikke godtatt: ") and len(seen["rejected"]) > len("Ikke godtatt: ") + 5
     sent = await sandbox.cancellation_requests()
-    assert [(r["tenant"], r["reason"], r["status"]) for r in sent] == [("bergen", "Jeg er bortreist.", "accepted")]
+    assert [(r["tenant"], r["reason"], r["status"]) for r in sent] == [("bergen", "Jeg er bortreist.", "accepted"),
+                                                                      ("bergen", "", "rejected")]
 
     assert {"Tid", "Sted", "Status", "Fra"} <= set(seen["detail"]["facts"])
     assert seen["download"] == "timeavtaler.ics"

@@ -115,6 +115,17 @@ try {
   await row.locator('.cancel-state', { hasText: /Avbestilt|Ikke godtatt/ }).waitFor({ timeout: 30000 });
   seen.decided = await row.locator('.cancel-state').innerText();
   seen.cancelledTitle = title;
+
+  // The municipality says no to the next one: the answer, with its reason, arrives live.
+  await fetch(`${sandbox}/_admin/municipal/bergen`, { method: 'PUT', headers: { 'Content-Type': 'application/json' },
+                                                     body: JSON.stringify({ rule: 'reject', delay_ms: 300 }) });
+  const next = page.locator('.row', { has: page.locator('.source', { hasText: 'Bergen' }) })
+    .filter({ has: page.locator('button.danger') }).first();
+  const nextId = await next.getAttribute('data-row');
+  await next.locator('button.danger').click();
+  await page.locator('#confirm-yes').click();
+  await page.locator(`.row[data-row="${nextId}"] .cancel-state`, { hasText: 'Ikke godtatt' }).waitFor({ timeout: 30000 });
+  seen.rejected = await page.locator(`.row[data-row="${nextId}"] .cancel-state`).innerText();
   seen.reloads = seen.graphql.length;
 
   // The detail view of one appointment, and back.
