@@ -48,7 +48,10 @@ RENEW_BEFORE = 30.0
 """A token is renewed this many seconds before it expires (at most a tenth of its life)."""
 FAILURE_HOLD = 2.0
 """After a failed token request, this process answers its callers with the failure for
-this long instead of asking the token server again for each (it is down, or refuses us)."""
+this long instead of asking the token server again for each (it is down)."""
+REFUSED_HOLD = 30.0
+"""The same after the token server refused the client (a wrong key, client or scope: it
+will not change until an operator acts, so it is asked twice a minute, not for each call)."""
 CLAIM_POLL = 0.05
 
 Observe = Callable[[str, str, str | None], None]
@@ -156,7 +159,7 @@ class HelseIdClient:
             try:
                 self._token = await self._shared(upstream, stale)
             except TokenUnavailable as exc:
-                self._failure = (time.monotonic() + FAILURE_HOLD, exc)
+                self._failure = (time.monotonic() + (REFUSED_HOLD if exc.refused else FAILURE_HOLD), exc)
                 self.observe(upstream, "token_refused" if exc.refused else "token_failed", exc.reason)
                 raise
             self._failure = None
