@@ -317,3 +317,28 @@ async def test_the_token_server_refuses_a_reused_or_long_lived_client_assertion(
     assert (await ask(too_long)).json()["error"] == "invalid_client"
     bound = jwt.decode(first.json()["access_token"], options={"verify_signature": False})
     assert bound["cnf"]["jkt"] == client.jkt and bound["client_id"] == SANDBOX_CLIENT_ID
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS256"])
+async def test_an_rsa_client_key_signs_with_the_algorithm_it_names(bff: Bff, sandbox: Sandbox, alg: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key)), "alg": alg}
+    client_id = f"rsa-client-{alg.lower()}"
+    sandbox.state.helseid.register(client_id, jwk)
+    token_url = f"{sandbox.url}/helseid/connect/token"
+    table = {"kind": "helseid", "token_url": token_url, "client_id": client_id, "scope": [API_SCOPES["persons"]],
+             "key": json.dumps(jwk)}
+    text = default_sources_text().replace("[directory]\n", f"[directory]\nauth = {json_inline(table)}\n", 1)
+    text = re.sub(r'(\[directory\]\nauth = .*\n(?:.*\n)*?)auth = .*\n', r"\1", text, count=1)  # one auth table
+    auth = parse_sources(text, {"SANDBOX_URL": sandbox.url, "HELSEID_KEY": json.dumps(CLIENT_KEY)}).directory.auth
+    assert auth is not None and auth.algorithm == alg
+    client = HelseIdClient(auth, bff.http, MemoryStore(), lambda *_: None)
+    answer = await bff.http.get(f"{sandbox.url}/persons/00000000000",
+                                auth=DPoPAuth("directory", client, lambda *_: None))
+    assert answer.status_code == 404  # past the gate
+    token = await client.token("directory")
+    assert jwt.get_unverified_header(client._assertion())["alg"] == alg
+    assert jwt.get_unverified_header(client.proof("GET", httpx.URL(token_url), token))["alg"] == alg
+    assert (await sandbox.helseid())["issued"] == {f"{client_id} {API_SCOPES['persons']}": 1}
