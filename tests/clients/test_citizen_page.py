@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bff.web.citizen import operation_ids
 from bff.web.trusted import default_manifest_path
 from tests.bff.web.test_limits import production_bff
 from tests.clients.node import NODE_DIR, require_node
@@ -19,6 +20,13 @@ from tests.clients.test_graphiql import OUTPUT, require_chromium
 from tests.conftest import Bff, Sandbox
 
 TRUSTED = {f"sha256:{digest}" for digest in json.loads(default_manifest_path().read_text("utf-8"))}
+PAGE_DOCUMENTS = operation_ids(json.loads(default_manifest_path().read_text("utf-8")))
+"""Operation name → documentId; the page's own are `Citizen…` (bff/trusted/operations)."""
+
+
+def names(sent: list[dict[str, Any]]) -> set[str]:
+    by_id = {document: name for name, document in PAGE_DOCUMENTS.items()}
+    return {by_id[s["documentId"]] for s in sent}
 
 
 async def test_a_citizen_sees_cancels_and_switches_person_on_the_page(bff: Bff, sandbox: Sandbox) -> None:
@@ -37,6 +45,8 @@ async def test_a_citizen_sees_cancels_and_switches_person_on_the_page(bff: Bff, 
     assert seen["errors"] == []
     assert seen["graphql"] and all(g["documentId"] in TRUSTED and g["query"] is None for g in seen["graphql"])
     assert seen["subscribes"] and all(s["documentId"] in TRUSTED and not s["query"] for s in seen["subscribes"])
+    assert names(seen["graphql"]) == {"CitizenMe", "CitizenList", "CitizenCancel", "CitizenAppointment"}
+    assert names(seen["subscribes"]) == {"CitizenUpdates"}
     assert {view: found for view, found in seen["axe"].items() if found} == {}, "serious or critical WCAG violations"
     assert set(seen["axe"]) == {"list", "dialog", "detail", "representation", "notice", "mobile"}
 
@@ -45,6 +55,7 @@ async def test_a_citizen_sees_cancels_and_switches_person_on_the_page(bff: Bff, 
     assert {r["source"] for r in kari["rows"]} == {"Sykehus i Helse Vest", "Bergen kommune, hjemmetjenester"}
     assert {r["status"] for r in kari["rows"]} >= {"Avlyst av deg", "Avlyst av behandler", "Foreslått", "Tildelt"}
     assert len(kari["days"]) > 3 and all(re.match(r"^[A-ZÆØÅ][a-zæøå]+dag \d+\. ", d) for d in kari["days"])
+    assert kari["count"] == f"Viser {len(kari['rows'])} av {len(kari['rows'])} timer."
 
     assert seen["reachedByTab"] and seen["confirmFocused"] == "confirm-yes"
     assert seen["pending"] == "Venter på svar fra Bergen kommune"
@@ -59,7 +70,9 @@ async def test_a_citizen_sees_cancels_and_switches_person_on_the_page(bff: Bff, 
     assert "Gjennomført" in {r["status"] for r in seen["views"]["pastGp"]["rows"]}
 
     parent = seen["views"]["parent"]["subjects"]
-    assert parent[0] == "Nora Dahl (deg)" and set(parent[1:]) == {"Emma Dahl", "Lukas Dahl", "Arne Dahl"}
+    assert parent[0] == "Nora Dahl (deg)"
+    assert {p.split(" (f. ")[0] for p in parent[1:]} == {"Emma Dahl", "Lukas Dahl", "Arne Dahl"}
+    assert all(re.search(r" \(f\. \d\d\.\d\d\.\d{4}\)$", p) for p in parent[1:]), parent
     lukas = seen["views"]["lukas"]["rows"]
     assert lukas and not [r for r in lukas if r["source"].startswith("Sykehus")], "a 14-year-old's hospital rows"
 

@@ -43,6 +43,7 @@ async function view(page) {
     days: Array.from(document.querySelectorAll('.day h2')).map((h) => h.innerText),
     notices: Array.from(document.querySelectorAll('.notice')).map((n) => n.innerText),
     subjects: Array.from(document.querySelectorAll('#subject option')).map((o) => o.innerText),
+    count: document.querySelector('.count')?.innerText ?? null,
   }));
 }
 

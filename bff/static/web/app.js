@@ -11,6 +11,8 @@ const timeFormat = new Intl.DateTimeFormat('nb-NO', { hour: '2-digit', minute: '
 const dayKey = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', timeZone: OSLO });
 const KINDS = { IN_PERSON: 'Oppmøte', VIDEO: 'Video', PHONE: 'Telefon', HOME_VISIT: 'Hjemmebesøk' };
 const SERVICES = { HOME_NURSING: 'Hjemmesykepleie', PRACTICAL_ASSISTANCE: 'Praktisk bistand' };
+const PAGE = 50;
+const birthFormat = new Intl.DateTimeFormat('nb-NO', { day: '2-digit', month: '2-digit', year: 'numeric', timeZone: 'UTC' });
 
 const state = {
   token: null, person: config.demo, people: [], me: null, subject: '', past: false,
@@ -37,7 +39,7 @@ async function run(name, variables = {}) {
 
 function subscribe() {
   state.updates?.dispose();
-  if (!window.graphqlWs || !config.documents.CancellationUpdates) return;
+  if (!window.graphqlWs || !config.documents.CitizenUpdates) return;
   const url = new URL(config.endpoint, location.href);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   const token = state.token;
@@ -48,7 +50,7 @@ function subscribe() {
   });
   // graphql-ws checks that `query` is a string before it sends; the BFF fills an empty one
   // from `documentId`, as it does over HTTP.
-  state.updates.subscribe({ documentId: config.documents.CancellationUpdates, query: '', variables: {} }, {
+  state.updates.subscribe({ documentId: config.documents.CitizenUpdates, query: '', variables: {} }, {
     next: ({ data }) => decided(data?.cancellationUpdates?.request),
     error: () => {},
     complete: () => {},
@@ -62,7 +64,7 @@ async function signIn(handle) {
     state.token = (await response.json()).token;
     state.person = handle;
   }
-  state.me = (await run('Me')).me;
+  state.me = (await run('CitizenMe')).me;
   state.subject = '';
   state.notes.clear();
   subscribe();
@@ -84,13 +86,14 @@ function tokenFromHost() {
 
 // --- what the citizen does ----------------------------------------------------------
 
-async function load() {
+async function load(after = null) {
   state.loading = true;
   render();
   try {
     const filter = state.past ? { includePast: true } : {};
-    const data = await run('Appointments', { first: 100, filter, onBehalfOf: state.subject || null });
-    state.list = data.appointments;
+    const data = await run('CitizenList', { first: PAGE, after, filter, onBehalfOf: state.subject || null });
+    const page = data.appointments;
+    state.list = after && state.list ? { ...page, nodes: [...state.list.nodes, ...page.nodes] } : page;
     state.error = null;
   } catch (error) {
     state.error = error.message;
@@ -114,7 +117,7 @@ async function cancel(id, reason) {
   state.notes.set(id, { text: 'Sender avbestillingen …' });
   render();
   try {
-    const data = await run('RequestCancellation', { input: { appointmentId: id, idempotencyKey: newKey(), reason: reason || null } });
+    const data = await run('CitizenCancel', { input: { appointmentId: id, idempotencyKey: newKey(), reason: reason || null } });
     const answer = data.requestCancellation;
     if (answer.errors.length) {
       state.notes.set(id, { text: answer.errors[0].message, refused: true });
@@ -142,7 +145,7 @@ function decided(request) {
 async function showDetail(id, button) {
   state.opener = button;
   try {
-    state.detail = (await run('Appointment', { id })).appointment;
+    state.detail = (await run('CitizenAppointment', { id })).appointment;
     state.error = state.detail ? null : 'Fant ikke timen.';
   } catch (error) {
     state.error = error.message;
@@ -204,6 +207,12 @@ function notices() {
   return out;
 }
 
+function when(instant) {
+  if (!instant) return null;
+  const at = new Date(instant);
+  return `${dayFormat.format(at)} kl. ${timeFormat.format(at)}`;
+}
+
 function list(names) {
   return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} og ${names[names.length - 1]}`;
 }
@@ -236,7 +245,8 @@ function header() {
 }
 
 function controls() {
-  const people = state.me ? [{ id: '', name: `${state.me.name} (deg)` }, ...state.me.mayActFor] : [];
+  const people = state.me ? [{ id: '', name: `${state.me.name} (deg)` },
+    ...state.me.mayActFor.map((p) => ({ id: p.id, name: p.birthDate ? `${p.name} (f. ${birthFormat.format(new Date(p.birthDate))})` : p.name }))] : [];
   return h('div', { class: 'controls' },
     h('div', { class: 'field' },
       h('label', { for: 'subject' }, 'Du ser timene til:'),
@@ -287,7 +297,9 @@ function listView() {
     empty,
     [...days.values()].map((dayRows) => h('section', { class: 'day' },
       h('h2', {}, capitalise(dayFormat.format(new Date(dayRows[0].start)))),
-      h('ul', { class: 'rows' }, dayRows.map(rowView)))));
+      h('ul', { class: 'rows' }, dayRows.map(rowView)))),
+    rows.length ? h('p', { class: 'count' }, `Viser ${rows.length} av ${state.list.totalCount} ${state.list.totalCount === 1 ? 'time' : 'timer'}.`) : null,
+    state.list?.pageInfo.hasNextPage ? h('button', { type: 'button', class: 'secondary', id: 'more', onclick: () => load(state.list.pageInfo.endCursor) }, 'Vis flere timer') : null);
 }
 
 function detailView(row) {
@@ -295,6 +307,8 @@ function detailView(row) {
     ['Tid', describeTime(row)], ['Sted', where(row)], ['Behandler', row.practitioner],
     ['Type', KINDS[row.kind]], ['Status', statusText(row)], ['Pasient', row.patient?.name],
     ['Fra', row.source.name], ['Avbestilling', row.cancellation ? cancellationText(row) : null],
+    ['Din begrunnelse', row.cancellation?.reason], ['Sendt', when(row.cancellation?.requestedAt)],
+    ['Svar mottatt', when(row.cancellation?.decidedAt)],
   ].filter(([, value]) => value);
   return h('section', { class: 'detail', 'aria-labelledby': 'detail-title' },
     h('button', { type: 'button', class: 'secondary', onclick: () => { const id = row.id; state.detail = null; render(); document.querySelector(`[data-row="${CSS.escape(id)}"] button.link`)?.focus(); } }, '← Tilbake til timene'),
