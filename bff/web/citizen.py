@@ -10,7 +10,6 @@ bearer token the host page gives it."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+
+from bff.web.ide import safe_json
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
             "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
@@ -56,12 +57,6 @@ def operation_ids(documents: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
-def _safe_json(value: object) -> str:
-    """JSON that cannot end the surrounding <script> element."""
-    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace(
-        "&", "\\u0026")
-
-
 class CitizenPage:
     """The page, its assets and (sandbox only) the development people and tokens."""
 
@@ -73,7 +68,7 @@ class CitizenPage:
         self._tokens = tokens
 
     async def page(self, request: Request) -> Response:
-        return HTMLResponse(PAGE.format(config=_safe_json(self._config)),
+        return HTMLResponse(PAGE.format(config=safe_json(self._config)),
                             headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store"})
 
     async def dev_people(self, request: Request) -> Response:

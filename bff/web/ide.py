@@ -35,7 +35,7 @@ PAGE = """<!doctype html>
 FIRST_EXAMPLES = ("Appointments", "CancellationUpdates", "RequestCancellation", "Me", "Sources", "Appointment")
 
 
-def _safe_json(value: object) -> str:
+def safe_json(value: object) -> str:
     """JSON that cannot end the surrounding <script> element."""
     return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace(
         "&", "\\u0026")
@@ -60,5 +60,5 @@ class IdePage:
         auth = {"Authorization": f"Bearer {token}"} if token else {}
         config = {"endpoint": "/graphql", "examples": self._examples,
                   "headers": json.dumps(auth, indent=2) if auth else "", "connectionParams": auth}
-        return HTMLResponse(PAGE.format(config=_safe_json(config)),
+        return HTMLResponse(PAGE.format(config=safe_json(config)),
                             headers={"Content-Security-Policy": IDE_CSP, "Cache-Control": "no-store"})
