@@ -299,39 +299,35 @@ def _replay(body: bytes, then: Message | None, receive: Receive) -> Receive:
     return replay
 
 
+def _dev_token(settings: Settings, handle: str) -> tuple[str, str] | None:
+    """A fresh development token for a sandbox person, and their name (dev issuer only)."""
+    from bff.sandbox.cast import cast
+
+    member = cast(today()).get(handle)
+    if member is None:
+        return None
+    return mint_dev_token(load_dev_key(settings.dev_key_file), member.pid, issuer=DEV_ISSUER,
+                          audience=settings.oidc_audience), member.name
+
+
 def _ide_token(settings: Settings) -> Callable[[], str | None]:
     """A fresh dev token for the demo person on every page load (dev issuer only)."""
     if not settings.uses_dev_issuer:
         return lambda: None
-
-    def token() -> str:
-        from bff.sandbox.cast import cast
-
-        person = cast(today())[DEMO_PERSON]
-        return mint_dev_token(load_dev_key(settings.dev_key_file), person.pid, issuer=DEV_ISSUER,
-                              audience=settings.oidc_audience)
-
-    return token
+    return lambda: (_dev_token(settings, DEMO_PERSON) or (None, None))[0]
 
 
 def _citizen_page(settings: Settings, trusted: TrustedDocuments) -> CitizenPage | None:
-    """The citizen's page: on in the sandbox profile, in production only with
-    BFF_WEB_CLIENT=true; the sandbox's people and their tokens only with the dev issuer."""
-    if not (settings.web_client if settings.web_client is not None else not settings.production):
+    """The citizen's page (`Settings.serves_web_client`); the sandbox's people and their
+    tokens only with the dev issuer."""
+    if not settings.serves_web_client:
         return None
     if not settings.uses_dev_issuer:
         return CitizenPage(trusted.documents)
     from bff.sandbox.cast import cast
 
-    def token(handle: str) -> tuple[str, str] | None:
-        member = cast(today()).get(handle)
-        if member is None:
-            return None
-        return mint_dev_token(load_dev_key(settings.dev_key_file), member.pid, issuer=DEV_ISSUER,
-                              audience=settings.oidc_audience), member.name
-
     people = [{"handle": handle, "name": member.name} for handle, member in cast(today()).items()]
-    return CitizenPage(trusted.documents, people, token, DEMO_PERSON)
+    return CitizenPage(trusted.documents, people, lambda handle: _dev_token(settings, handle), DEMO_PERSON)
 
 
 def _wants_ide(scope: Scope) -> bool:

@@ -71,7 +71,7 @@ def _wire_webhooks(state: Any, catalogue: Any, url: str) -> None:
 
 def _banner(settings: Settings, url: str, sandbox_url: str | None) -> None:
     lines = [f"Timeavtaler BFF ({settings.profile.value}) at {url}/graphql"]
-    if settings.web_client if settings.web_client is not None else settings.profile is Profile.SANDBOX:
+    if settings.serves_web_client:
         lines.append(f"The citizen's page: open {url}/ in a browser")
     if settings.profile is Profile.SANDBOX:
         lines.append(f"GraphiQL: open {url}/graphql in a browser")

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         return self.profile is Profile.PRODUCTION
 
     @property
+    def serves_web_client(self) -> bool:
+        """The citizen's page at `/`: BFF_WEB_CLIENT, or by default in the sandbox profile."""
+        return self.web_client if self.web_client is not None else not self.production
+
+    @property
     def uses_dev_issuer(self) -> bool:
         """The sandbox's own token issuer is used when no OIDC provider is configured."""
         return self.profile is Profile.SANDBOX and not (self.oidc_jwks_url or self.oidc_jwks_file)
