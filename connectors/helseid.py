@@ -38,7 +38,7 @@ import httpx
 import jwt
 
 from bff.domain.sources import UpstreamAuth
-from bff.domain.wire import CLIENT_ASSERTION_TYPE, THUMBPRINT_MEMBERS, jwk_thumbprint, token_hash
+from bff.domain.wire import CLIENT_ASSERTION_TYPE, jwk_thumbprint, public_jwk, token_hash
 from connectors.base import SourceUnavailable
 from connectors.http import timed_out
 
@@ -94,11 +94,6 @@ class TokenStore(Protocol):
         ...
 
     async def release(self, name: str) -> None: ...
-
-
-def public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
-    """The public members of a JWK (what a DPoP proof's header carries)."""
-    return {k: jwk[k] for k in (*THUMBPRINT_MEMBERS[jwk["kty"]], "kid") if k in jwk}
 
 
 def htu(url: httpx.URL) -> str:

@@ -35,6 +35,12 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     return b64url(hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest())
 
 
+def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
+    """A JWK's public members (and its `kid`): what a DPoP proof's header carries and a
+    token server registers."""
+    return {k: jwk[k] for k in (*THUMBPRINT_MEMBERS[str(jwk["kty"])], "kid") if k in jwk}
+
+
 def token_hash(token: str) -> str:
     """A DPoP proof's `ath`: the access token's SHA-256, base64url."""
     return b64url(hashlib.sha256(token.encode()).digest())

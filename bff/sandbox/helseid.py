@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bff.domain.wire import CLIENT_ASSERTION_TYPE, jwk_thumbprint, token_hash
+from bff.domain.wire import CLIENT_ASSERTION_TYPE, jwk_thumbprint, public_jwk, token_hash
 
 SANDBOX_CLIENT_ID = "timeavtaler-bff-sandbox"
 ASSERTION_MAX_LIFETIME = 60
@@ -82,7 +82,7 @@ class TokenServer:
 
     def register(self, client_id: str, jwk: Mapping[str, Any]) -> None:
         """Know a client by its public key (private members are dropped)."""
-        self.clients[client_id] = {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi")}
+        self.clients[client_id] = public_jwk(jwk)
 
     def reset(self) -> None:
         """Default knobs and counters; registered clients stay."""
