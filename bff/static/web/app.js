@@ -158,10 +158,12 @@ async function calendar() {
   const query = state.subject ? `?onBehalfOf=${encodeURIComponent(state.subject)}` : '';
   const response = await fetch(`/calendar.ics${query}`, { headers: { Authorization: `Bearer ${state.token}` } });
   if (!response.ok) { state.error = 'Kalenderfilen kunne ikke lages akkurat nå.'; render(); return; }
-  const link = h('a', { href: URL.createObjectURL(await response.blob()), download: 'timeavtaler.ics' });
+  const href = URL.createObjectURL(await response.blob());
+  const link = h('a', { href, download: 'timeavtaler.ics' });
   document.body.append(link);
   link.click();
   link.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10000);
 }
 
 // --- words ---------------------------------------------------------------------------
