@@ -58,6 +58,7 @@ async def test_a_citizen_sees_cancels_and_switches_person_on_the_page(bff: Bff, 
     assert kari["count"] == f"Viser {len(kari['rows'])} av {len(kari['rows'])} timer."
 
     assert seen["reachedByTab"] and seen["confirmFocused"] == "confirm-yes"
+    assert seen["escapeReturnsFocus"], "Escape closes the dialog and puts focus back on the row's button"
     assert seen["pending"] == "Venter på svar fra Bergen kommune"
     assert seen["decided"] == "Avbestilt"
     assert seen["rejected"].startswith("Ikke godtatt: ") and len(seen["rejected"]) > len("Ikke godtatt: ") + 5

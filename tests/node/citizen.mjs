@@ -104,6 +104,12 @@ try {
   seen.reachedByTab = await button.evaluate((b) => b === document.activeElement);
   await page.keyboard.press('Enter');
   await page.waitForSelector('dialog[open]');
+  await page.keyboard.press('Escape');  // changed one's mind: back where one was
+  await page.waitForSelector('dialog[open]', { state: 'detached', timeout: 5000 }).catch(() => {});
+  seen.escapeReturnsFocus = await page.evaluate((id) => document.activeElement?.closest('[data-row]')?.dataset.row === id
+    && document.activeElement.classList.contains('danger') && !document.querySelector('dialog[open]'), id);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('dialog[open]');
   await audit(page, 'dialog');
   await page.keyboard.type('Jeg er bortreist.');
   await page.keyboard.press('Tab');

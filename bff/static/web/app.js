@@ -108,6 +108,7 @@ function ask(row, button) {
   dialog.querySelector('#confirm-what').textContent = `${row.title}, ${describeTime(row)} – ${where(row)}`;
   dialog.querySelector('#reason').value = '';
   dialog.dataset.id = row.id;
+  dialog.returnValue = '';
   dialog.showModal();
   dialog.querySelector('#reason').focus();
 }
@@ -319,8 +320,16 @@ function detailView(row) {
 }
 
 function dialog() {
-  const close = () => { document.getElementById('confirm').close(); state.opener?.focus(); };
-  return h('dialog', { id: 'confirm', 'aria-labelledby': 'confirm-title' },
+  const close = () => document.getElementById('confirm').close();
+  // Closed by a button or Escape: back to the button that opened it, or the one drawn in its
+  // place if the list was drawn again meanwhile (after a confirmed cancel, `cancel` moves
+  // focus to the row's answer instead).
+  const restore = (event) => {
+    if (event.target.returnValue === 'sent') return;
+    const id = event.target.dataset.id;
+    (state.opener?.isConnected ? state.opener : document.querySelector(`[data-row="${CSS.escape(id)}"] button.danger`))?.focus();
+  };
+  return h('dialog', { id: 'confirm', 'aria-labelledby': 'confirm-title', onclose: restore },
     h('h2', { id: 'confirm-title' }, 'Avbestille timen?'),
     h('p', { id: 'confirm-what' }),
     h('label', { for: 'reason' }, 'Begrunnelse (valgfritt)'),
@@ -331,7 +340,7 @@ function dialog() {
         const box = document.getElementById('confirm');
         const id = box.dataset.id;
         const reason = box.querySelector('#reason').value.trim();
-        box.close();
+        box.close('sent');
         cancel(id, reason);
       } }, 'Avbestill timen')));
 }
