@@ -10,6 +10,8 @@ Interleaving keeps a noisy neighbour from favouring either side.
     python -m bench.cpu                 # 200 requests per side
     python -m bench.cpu --requests 500
     python -m bench.cpu --against HEAD~1   # also that commit's BFF, interleaved (A/B work)
+    python -m bench.cpu --warm --requests 2000 --against HEAD~1
+                                        # one person again and again: CPU per reused answer
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--against", metavar="GIT_REF", help="also run the BFF of this commit, interleaved")
+    parser.add_argument("--warm", action="store_true", help="one person every time: CPU per reused answer")
     args = parser.parse_args()
     run.LATENCY_MS = run.JITTER_MS = 0.0
     bench = run.Bench(quick=True)
@@ -51,6 +54,7 @@ def main() -> None:
             other = f"bff@{args.against}"
             sides[other] = (bench.start_other_bff(stack, args.against) + "/graphql", sides["bff"][1])
         tokens = bench.tokens(run.pids(len(sides) * (args.requests + warmup), 70_000), "cpu").read_text().split()
+        same = {side: tokens.pop() for side in sides}
         wall: dict[str, list[float]] = {side: [] for side in sides}
         pids = {side: bench.procs[side if side in bench.procs else "against"].pid for side in sides}
         cpu: dict[str, float] = {}
@@ -61,7 +65,8 @@ def main() -> None:
                     cpu = {side: -cpu_seconds(pid) for side, pid in pids.items()}
                 for side, (url, body) in sides.items():
                     started = time.perf_counter()
-                    client.post(url, json=body, headers={"Authorization": f"Bearer {tokens.pop()}"}).raise_for_status()
+                    token = same[side] if args.warm else tokens.pop()
+                    client.post(url, json=body, headers={"Authorization": f"Bearer {token}"}).raise_for_status()
                     if n >= warmup:
                         wall[side].append((time.perf_counter() - started) * 1000)
         time.sleep(SETTLE)
@@ -69,7 +74,7 @@ def main() -> None:
     width = max(len(side) for side in sides)
     for side in sides:
         print(f"{side:{width}} wall p50 {statistics.median(wall[side]):5.1f} ms   "
-              f"CPU {cpu[side] / args.requests * 1000:5.1f} ms per cold request")
+              f"CPU {cpu[side] / args.requests * 1000:6.2f} ms per {'warm' if args.warm else 'cold'} request")
     print(f"BFF/baseline CPU: {cpu['bff'] / cpu['baseline']:.2f}")
     if args.against:
         print(f"BFF/BFF@{args.against} CPU: {cpu['bff'] / cpu[other]:.3f}")
