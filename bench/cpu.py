@@ -53,7 +53,7 @@ def main() -> None:
         if args.against:
             other = f"bff@{args.against}"
             sides[other] = (bench.start_other_bff(stack, args.against) + "/graphql", sides["bff"][1])
-        tokens = bench.tokens(run.pids(len(sides) * (args.requests + warmup), 70_000), "cpu").read_text().split()
+        tokens = bench.tokens(run.pids(len(sides) * (args.requests + warmup + 1), 70_000), "cpu").read_text().split()
         same = {side: tokens.pop() for side in sides}
         wall: dict[str, list[float]] = {side: [] for side in sides}
         pids = {side: bench.procs[side if side in bench.procs else "against"].pid for side in sides}
