@@ -32,8 +32,8 @@ def names(sent: list[dict[str, Any]]) -> set[str]:
 async def test_a_citizen_sees_cancels_and_switches_person_on_the_page(bff: Bff, sandbox: Sandbox) -> None:
     node, chromium = require_node(), require_chromium()
     OUTPUT.mkdir(exist_ok=True)
-    # Bergen answers after 1.5 s, so the page shows the wait before the answer.
-    await sandbox.municipal("bergen", delay_ms=1500, rule="notice", notice_hours=48, drop_webhooks=False)
+    # Bergen answers after 2.5 s, so the page shows the wait before the answer.
+    await sandbox.municipal("bergen", delay_ms=2500, rule="notice", notice_hours=48, drop_webhooks=False)
     process = await asyncio.create_subprocess_exec(
         node, str(NODE_DIR / "citizen.mjs"), bff.url, sandbox.url, str(OUTPUT), cwd=NODE_DIR,
         env={**os.environ, "CHROMIUM": chromium}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -123,7 +123,10 @@ async function cancel(id, reason) {
     if (answer.errors.length) {
       state.notes.set(id, { text: answer.errors[0].message, refused: true });
     } else {
-      row.cancellation = answer.request;
+      // The provider's decision may have arrived over the subscription before this answer:
+      // a PENDING answer never overwrites it.
+      const decided = row.cancellation && row.cancellation.status !== 'PENDING';
+      if (!(decided && answer.request.status === 'PENDING')) row.cancellation = answer.request;
       state.notes.delete(id);
     }
   } catch (error) {
