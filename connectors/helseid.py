@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import httpx
 import jwt
@@ -96,6 +96,11 @@ class TokenStore(Protocol):
     async def release(self, name: str) -> None: ...
 
 
+def _good(token: Token | None, stale: str | None) -> TypeGuard[Token]:
+    """`token` is there, is not `stale` and has not reached its renewal time."""
+    return token is not None and token.value != stale and token.usable()
+
+
 def htu(url: httpx.URL) -> str:
     """The request URL as a DPoP proof names it: without query and fragment."""
     return str(url.copy_with(query=None, fragment=None))
@@ -132,22 +137,17 @@ class HelseIdClient:
     def scheme(self) -> str:
         return "DPoP" if self.auth.dpop else "Bearer"
 
-    async def token(self, upstream: str) -> str:
-        """A token that is valid now (from memory, the store, or the token server);
-        `upstream` is the caller, named in metrics."""
-        if self._token.usable():
+    async def token(self, upstream: str, stale: str | None = None) -> str:
+        """A token that is valid now (from memory, the store, or the token server), and
+        not `stale`, a token an upstream refused (revoked, or expired early); `upstream` is
+        the caller, named in metrics."""
+        if _good(self._token, stale):
             return self._token.value
-        return await self._obtain(upstream, stale=None)
-
-    async def renew(self, upstream: str, stale: str) -> str:
-        """A token other than `stale`, which an upstream refused (revoked, or expired early)."""
-        if self._token.value != stale and self._token.usable():
-            return self._token.value
-        return await self._obtain(upstream, stale=stale)
+        return await self._obtain(upstream, stale)
 
     async def _obtain(self, upstream: str, stale: str | None) -> str:
         async with self._lock:
-            if self._token.value != stale and self._token.usable():
+            if _good(self._token, stale):
                 return self._token.value
             if self._failure is not None and time.monotonic() < self._failure[0]:
                 raise self._failure[1]
@@ -167,12 +167,12 @@ class HelseIdClient:
         waited = 0.0
         while True:
             shared = await self.store.read(self.name)
-            if shared is not None and shared.value != stale and shared.usable():
+            if _good(shared, stale):
                 return shared
             if await self.store.claim(self.name, claim_for):
                 try:
                     shared = await self.store.read(self.name)
-                    if shared is not None and shared.value != stale and shared.usable():
+                    if _good(shared, stale):
                         return shared
                     fetched = await self._fetch()
                     self.observe(upstream, "token_fetched", None)
@@ -291,9 +291,7 @@ class DPoPAuth(httpx.Auth):
 
     async def _token(self, refused: str | None) -> str:
         try:
-            if refused is None:
-                return await self.client.token(self.upstream)
-            return await self.client.renew(self.upstream, refused)
+            return await self.client.token(self.upstream, refused)
         except TokenUnavailable as exc:
             raise SourceUnavailable(self.upstream, f"HelseID: {exc.reason}", "auth") from None
 
@@ -336,14 +334,13 @@ class HelseIdClients:
         self.http = http
         self.store = store
         self.observe = observe
-        self._clients: dict[tuple[str, str, str, str], HelseIdClient] = {}
+        self._clients: dict[UpstreamAuth, HelseIdClient] = {}
 
     def auth(self, upstream: str, auth: UpstreamAuth | None) -> httpx.Auth | None:
         """The auth flow `upstream`'s client sends with; None when it sends no credential."""
         if auth is None or not auth.required:
             return None
-        key = (auth.token_url, auth.client_id, " ".join(sorted(auth.scope)), auth.key)
-        client = self._clients.get(key)
+        client = self._clients.get(auth)
         if client is None:
-            client = self._clients[key] = HelseIdClient(auth, self.http, self.store, self.observe)
+            client = self._clients[auth] = HelseIdClient(auth, self.http, self.store, self.observe)
         return DPoPAuth(upstream, client, self.observe)
