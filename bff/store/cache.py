@@ -32,7 +32,8 @@ from bff.domain.ids import Ids
 from bff.runtime.answer_first import later
 from bff.runtime.metrics import Metrics
 from bff.store.audit import APPEND_LUA
-from bff.store.connection import clustered
+from bff.store.connection import SOCKET_TIMEOUT, clustered
+from bff.store.lane import Lane
 from bff.store.slots import join, slot, split
 
 log = structlog.get_logger(__name__)
@@ -148,6 +149,8 @@ class AppointmentCache:
         self._scripts = {script: redis.register_script(script)
                          for script in (READ_OR_LEASE_SCRIPT, WRITE_SCRIPT, APPEND_IF_CURRENT_SCRIPT)}
         self._clustered = clustered(redis)
+        self._lane = None if self._clustered else Lane.of(redis, SOCKET_TIMEOUT)
+        """A reused answer's one command goes through a lane of its own (`bff.store.lane`)."""
         self._down_until = 0.0
         self._token = secrets.token_hex(8)
         self._held: set[str] = set()
@@ -240,7 +243,10 @@ class AppointmentCache:
                               len(mine), *[wanted[at] for at in mine],
                               *[part for _, args in streams for part in (len(args), *args)]]))
         try:
-            if len(commands) == 1:
+            if len(commands) == 1 and self._lane is not None:
+                script = self._scripts[APPEND_IF_CURRENT_SCRIPT]
+                replies = [await self._lane.evalsha(script.sha, APPEND_IF_CURRENT_SCRIPT, *commands[0])]
+            elif len(commands) == 1:
                 replies = [await self._scripts[APPEND_IF_CURRENT_SCRIPT](keys=commands[0][0], args=commands[0][1])]
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
@@ -526,6 +532,8 @@ class AppointmentCache:
     async def aclose(self) -> None:
         """Let the writes under way finish (at shutdown: an answer fetched is not thrown away)."""
         await self.settled()
+        if self._lane is not None:
+            self._lane.close()
 
     def _hand_over(self, keys: Iterable[str]) -> list[str]:
         """The leases this process holds on `keys`: they are no longer counted as held, the

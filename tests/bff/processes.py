@@ -14,6 +14,7 @@ from bff.readpath.singleflight import SingleFlight
 from bff.runtime.metrics import Metrics
 from bff.settings import SANDBOX_ID_SECRET
 from bff.store.cache import AppointmentCache
+from bff.store.lane import Lane
 
 LEASE = 5.0
 
@@ -33,8 +34,9 @@ async def written(cache: AppointmentCache, items: dict[str, bytes], ttl: int = 6
 @contextlib.contextmanager
 def round_trips(redis: Redis, sent: list[list[str]] | None = None) -> Iterator[list[int]]:
     """Within the block, the number of commands of each round trip the client makes — a
-    pipeline, or a command on its own — and, into `sent`, each one's arguments that are
-    text (its command, keys and values)."""
+    pipeline, or a command on its own, also one sent through a lane to its server
+    (`bff.store.lane`) — and, into `sent`, each one's arguments that are text (its
+    command, keys and values)."""
     counts: list[int] = []
 
     def record(commands: list[tuple[Any, ...]]) -> None:
@@ -63,10 +65,18 @@ def round_trips(redis: Redis, sent: list[list[str]] | None = None) -> Iterator[l
         record([args])
         return await real_command(*args, **options)
 
+    real_lane_call = Lane.call
+
+    async def lane_call(lane: Lane, *args: Any) -> Any:
+        record([args])
+        return await real_lane_call(lane, *args)
+
     redis.pipeline = counted  # type: ignore[method-assign]
     redis.execute_command = command  # type: ignore[method-assign]
+    Lane.call = lane_call  # type: ignore[method-assign]
     try:
         yield counts
     finally:
         del redis.pipeline
         del redis.execute_command
+        Lane.call = real_lane_call  # type: ignore[method-assign]
