@@ -21,7 +21,6 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -70,10 +69,9 @@ from bff.web.auth import (
 )
 from bff.web.calendar import calendar_endpoint
 from bff.web.citizen import CitizenPage
+from bff.web.edge import Edge
 from bff.web.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription, preferred_media
 from bff.web.ide import IdePage
-from bff.web.logs import RequestIdMiddleware
-from bff.web.security import BodyLimitMiddleware, SecurityHeadersMiddleware
 from bff.web.trusted import TrustedDocuments, operations_dir
 from bff.web.webhooks import webhook
 from connectors import registry
@@ -523,13 +521,8 @@ def create_app(settings: Settings, variables: Mapping[str, str] | None = None, *
               Route("/webhooks/{source_id}", webhook, methods=["POST"]),
               Route("/calendar.ics", _calendar(view), methods=["GET"]),
               Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)]
-    middleware = [
-        Middleware(RequestIdMiddleware),
-        Middleware(SecurityHeadersMiddleware),
-        Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                   allow_headers=["Authorization", "Content-Type", "X-Request-ID"], max_age=600),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
-    ]
+    middleware = [Middleware(Edge, cors_origins=settings.cors_origins, max_bytes=settings.max_body_bytes,
+                             graphql=endpoint)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                      exception_handlers={StarletteHTTPException: http_error})
 

@@ -1,33 +1,31 @@
-"""Structured logs (structlog, JSON lines) with a request id, and a last line of defence
-that blanks anything shaped like a national identity number before it is written."""
+"""Structured logs (structlog, JSON lines) with a request id (given to each request by
+`bff.web.edge`), and a last line of defence that blanks anything shaped like a national
+identity number before it is written."""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
-from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, get_current_span
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bff.runtime import tracing
 
 PID_PATTERN = re.compile(r"(?<!\d)\d{11}(?!\d)")
 REDACTED = "[redacted-pid]"
 REQUEST_ID_HEADER = b"x-request-id"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
 def new_request_id() -> str:
     """A random request id that holds no run of exactly eleven digits: about one uuid in
     fifty does, and would look like a national identity number to anyone (or any
     scanner) checking the logs for one."""
-    while PID_PATTERN.search(request_id := uuid.uuid4().hex):
+    while PID_PATTERN.search(request_id := os.urandom(16).hex()):
         pass
     return request_id
 
@@ -97,41 +95,3 @@ class _PidFilter(logging.Filter):
             record.args = tuple(_scrub(a) if isinstance(a, str) else a for a in record.args) \
                 if isinstance(record.args, tuple) else record.args
         return True
-
-
-class RequestIdMiddleware:
-    """Gives every request an id (the caller's `X-Request-ID` if sane), binds it to the
-    log context and returns it in the response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER, b"").decode("latin-1")
-        request_id = given if _VALID_REQUEST_ID.match(given) and not PID_PATTERN.search(given) else new_request_id()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER, request_id.encode())]
-                if tracing.on():
-                    get_current_span().set_attribute("http.response.status_code", message["status"])
-            await send(message)
-
-        if not tracing.on():
-            await self.app(scope, receive, send_with_id)
-            return
-        # The caller's W3C traceparent, if any, makes this request part of its trace.
-        parent = propagate.extract({k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []})
-        method = scope.get("method", "WS")
-        with tracing.tracer.start_as_current_span(f"{method} {scope.get('path', '')}", context=parent,
-                                                  kind=SpanKind.SERVER,
-                                                  attributes={"http.request.method": method,
-                                                              "url.path": scope.get("path", ""),
-                                                              "bff.request_id": request_id}):
-            await self.app(scope, receive, send_with_id)

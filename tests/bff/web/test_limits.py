@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,15 @@ async def test_oversized_bodies_and_batches_are_refused(bff: Bff, sandbox: Sandb
     response = await bff.http.post(f"{bff.url}/graphql", content=huge, headers=headers)
     assert response.status_code == 413
     await sandbox.clear()
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: cut off as it arrives
+        yield b'{"query": "{ sources { id } }", "variables": {"x": "'
+        for _ in range(10):
+            yield b"y" * 8_000
+        yield b'"}}'
+
+    cut = await bff.http.post(f"{bff.url}/graphql", content=streamed(), headers=headers)
+    assert cut.status_code == 413 and cut.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert cut.headers["x-content-type-options"] == "nosniff" and "x-request-id" in cut.headers
     batch = json.dumps([{"query": LIST}, {"query": LIST}])
     response = await bff.http.post(f"{bff.url}/graphql", content=batch, headers=headers)
     assert 400 <= response.status_code < 500
@@ -123,6 +133,7 @@ async def test_security_headers_on_every_response(bff: Bff) -> None:
     responses = [
         await bff.http.get(f"{bff.url}/healthz"),
         await bff.post("{ sources { id } }"),
+        await bff.post("{ sources { id } }"),  # a reused answer, sent without the GraphQL view
         await bff.http.post(f"{bff.url}/graphql", json={"query": "{ sources { id } }"}),
         await bff.http.post(f"{bff.url}/webhooks/bergen-kommune", content=b"{}"),
     ]
@@ -133,6 +144,7 @@ async def test_security_headers_on_every_response(bff: Bff) -> None:
         assert response.headers["referrer-policy"] == "no-referrer"
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
         assert "x-request-id" in response.headers
+        assert "Origin" in response.headers["vary"]  # what a cache must key on: CORS depends on it
 
 
 async def test_request_ids_never_look_like_a_national_identity_number(bff: Bff) -> None:
@@ -155,6 +167,13 @@ async def test_cors_allows_only_listed_origins(make_bff: Any) -> None:
     evil = await portal.http.options(f"{portal.url}/graphql", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in evil.headers
+    headers = {"Authorization": f"Bearer {portal.token('asane')}", "Origin": "https://portal.example"}
+    for _ in range(2):  # computed, then reused: both carry what the browser needs to read them
+        answer = await portal.http.post(f"{portal.url}/graphql", json={"query": "{ sources { id } }"},
+                                        headers=headers)
+        assert answer.status_code == 200 and answer.json()["data"]["sources"]
+        assert answer.headers["access-control-allow-origin"] == "https://portal.example"
+        assert answer.headers["x-content-type-options"] == "nosniff" and "x-request-id" in answer.headers
 
 
 async def test_reads_and_cancellations_are_audited_with_pseudonyms(bff: Bff) -> None:
