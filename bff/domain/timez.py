@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -36,8 +37,11 @@ LAST_YEAR = 2199
 of the calendar where shifting an instant to another offset overflows."""
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_instant(text: str) -> datetime:
-    """Parse an ISO 8601 date-time; without an offset it is Oslo local time."""
+    """Parse an ISO 8601 date-time; without an offset it is Oslo local time. Remembered:
+    providers' times repeat (slots start on the hour and half hour, a list's rows are
+    read again and again), and shifting one to Oslo's offset costs more than the parse."""
     return to_oslo(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 

@@ -109,6 +109,10 @@ def map_appointment(
 
 def _dicts(value: Any) -> list[Mapping[str, Any]]:
     """The objects of a JSON array (a lone object counts as a one-item array)."""
+    if type(value) is list:
+        return [item for item in value if type(item) is dict]
+    if value is None:
+        return []
     if isinstance(value, list):
         return [item for item in value if isinstance(item, dict)]
     return [value] if isinstance(value, dict) else []
@@ -154,7 +158,12 @@ def _codes(concept: Any) -> list[str]:
 
 
 def _has_code(concept: Any, code: str) -> bool:
-    return isinstance(concept, dict) and any(c.get("code") == code for c in _dicts(concept.get("coding")))
+    if not isinstance(concept, dict):
+        return False
+    for coding in _dicts(concept.get("coding")):  # noqa: SIM110 - no generator: called per Location and Organization
+        if coding.get("code") == code:
+            return True
+    return False
 
 
 def _displays(concept: Any) -> list[str]:
@@ -191,7 +200,10 @@ def _kind(resource: Resource) -> AppointmentKind:
 
 def _is_type(resource: Resource, code: str) -> bool:
     types = resource.get("type")
-    return any(_has_code(concept, code) for concept in (types if isinstance(types, list) else [types]))
+    for concept in types if isinstance(types, list) else (types,):  # noqa: SIM110 - as in _has_code
+        if _has_code(concept, code):
+            return True
+    return False
 
 
 def _locations(actors: list[tuple[Any, Resource | None]]) -> tuple[list[Resource], list[Resource]]:
