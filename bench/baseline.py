@@ -1,6 +1,6 @@
 """The baseline the BFF is measured against: a plain Starlette endpoint that does the same
 work by hand — verify the token, ask the directory (and, beside it, the hospitals, which
-apply to everyone), fan out to the same providers with httpx (the same connectors), apply
+apply to everyone), fan out to the same providers with the same client and connectors, apply
 the same rules — and returns the same JSON, with no GraphQL, no DataLoaders and no cache.
 `/list-cached` serves the same JSON from the very Redis entries the BFF wrote (scenario b's
 baseline).
@@ -16,7 +16,6 @@ import os
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
-import httpx
 import orjson
 from jwt import PyJWKSet
 from redis.asyncio import Redis
@@ -78,7 +77,7 @@ def app() -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         tune_gc()  # the same collector settings as the BFF's process: a like-for-like runtime
-        async with ProviderClient(timeout=5, limits=httpx.Limits(max_connections=200)) as client:
+        async with ProviderClient(timeout=5, connections=200) as client:
             redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
             state.update(client=client, redis=redis,
                          cache=AppointmentCache(redis, settings.redis_prefix, ids, Metrics()),

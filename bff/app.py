@@ -11,7 +11,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
-import httpx
 import orjson
 import structlog
 from cross_web import HTTPException
@@ -76,7 +75,7 @@ from bff.web.trusted import TrustedDocuments, operations_dir
 from bff.web.webhooks import webhook
 from connectors import registry
 from connectors.helseid import HelseIdClients, Observe
-from connectors.http import ProviderClient
+from connectors.http import Auth, ProviderClient
 from connectors.notifier import HttpNotifier
 from connectors.persons import HttpPersonDirectory
 from resolvers.context import ANONYMOUS, Context
@@ -85,19 +84,18 @@ from resolvers.schema import build_schema
 log = structlog.get_logger(__name__)
 GC_YOUNG_THRESHOLD = 10_000
 """Allocations between young-generation collections, once the process serves (default 700)."""
-POOL_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
+POOL_CONNECTIONS = 50
 CONNECT_TIMEOUT = 1.0
 TOKEN_TIMEOUT = 5.0
 """Token endpoints (HelseID) and the inbound token issuer's JWKS: calls without a credential."""
 READY_TIMEOUT = 1.0
 
 
-def _client(timeout: float, auth: httpx.Auth | None = None) -> httpx.AsyncClient:
+def _client(timeout: float, auth: Auth | None = None) -> ProviderClient:
     """One client (its own pool) per upstream: a bulkhead, so one slow provider cannot
     take every connection. Cookie-free: it serves every citizen. `auth`: the upstream's
     credential (a HelseID token with DPoP proofs), if its entry has one."""
-    return ProviderClient(timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
-                          limits=POOL_LIMITS, follow_redirects=False, auth=auth)
+    return ProviderClient(timeout=timeout, connect=CONNECT_TIMEOUT, connections=POOL_CONNECTIONS, auth=auth)
 
 
 def _observe_auth(metrics: Metrics) -> Observe:
@@ -123,7 +121,7 @@ def _with_dev_client_key(settings: Settings, variables: Mapping[str, str] | None
     return filled
 
 
-def _verifier(settings: Settings, client: httpx.AsyncClient) -> TokenVerifier:
+def _verifier(settings: Settings, client: ProviderClient) -> TokenVerifier:
     if settings.uses_dev_issuer:
         keys = KeySet(PyJWKSet.from_dict(dev_jwks(load_dev_key(settings.dev_key_file))))
         return TokenVerifier(keys, DEV_ISSUER, settings.oidc_audience, settings.oidc_require_at_jwt)

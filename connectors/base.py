@@ -1,20 +1,17 @@
-"""The ports every upstream adapter implements, and the one error table they share.
+"""The ports every upstream adapter implements, and the errors they report (the one table
+from HTTP statuses to them is `connectors.http.raise_for_status`).
 
-Nothing outside `connectors/` sees an `httpx.Response` or upstream JSON: adapters return
+Nothing outside `connectors/` sees an HTTP response or upstream JSON: adapters return
 frozen domain objects or raise `SourceUnavailable` (worth retrying, or serving stale data)
 or `SourceRejected` (the upstream refused; retrying will not help).
 """
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
-
-import httpx
-import orjson
+from typing import Protocol
 
 from bff.domain.models import Appointment, CancellationStatus, PersonRecord
 
@@ -41,40 +38,6 @@ class SourceRejected(UpstreamError):
         super().__init__(source, reason, "rejected")
         self.status = status
         self.message = message
-
-
-RETRIABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-def raise_for_status(source: str, response: httpx.Response, message: str | None = None) -> None:
-    """The one status-to-error table: map a non-2xx answer to our error hierarchy."""
-    status = response.status_code
-    if status < 400:
-        return
-    if status in RETRIABLE_STATUSES or status >= 500:
-        raise SourceUnavailable(source, f"HTTP {status}", "http_5xx" if status >= 500 else "http_retry")
-    raise SourceRejected(source, f"HTTP {status}", status, message)
-
-
-UTF8_LABELS = frozenset({"utf-8", "utf8"})
-
-
-def read_json(source: str, response: httpx.Response) -> Any:
-    """Decode a JSON body, treating an unreadable one as the source being unavailable.
-
-    orjson, not `response.json()`: a person's FHIR searches are a few hundred kB, and the
-    standard library's decoder is the largest single cost of a cold list with it
-    (bench/results/NOTES.md). JSON is UTF-8 (RFC 8259; FHIR requires it); a leading byte order mark is
-    allowed, and a body labelled with another charset is decoded as labelled (an unknown
-    label as UTF-8)."""
-    body = response.content
-    try:
-        if "charset" in response.headers.get("content-type", "").lower() and \
-                (response.charset_encoding or "").lower() not in UTF8_LABELS:
-            return orjson.loads(response.text)
-        return orjson.loads(body[len(codecs.BOM_UTF8):] if body.startswith(codecs.BOM_UTF8) else body)
-    except (ValueError, LookupError) as exc:
-        raise SourceUnavailable(source, "response body is not JSON", "malformed") from exc
 
 
 @dataclass(frozen=True, slots=True)

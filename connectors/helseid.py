@@ -11,7 +11,7 @@ worthless without the key.
 A `HelseIdClient` holds one token per (token server, client, scope) for the whole
 process, shares it with the other processes through a `TokenStore` (Redis), and renews
 it shortly before it expires — once across all processes (`TokenStore.claim`).
-`DPoPAuth` is the httpx auth flow each upstream's client sends with: it signs the
+`DPoPAuth` is the auth flow each upstream's client sends with: it signs the
 request, and answers a `401` once: `use_dpop_nonce` with the server's nonce, an
 `invalid_token` with a renewed token, an `invalid_dpop_proof` with a fresh proof.
 
@@ -30,17 +30,17 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeGuard
+from urllib.parse import urlsplit
 
-import httpx
 import jwt
 
 from bff.domain.sources import UpstreamAuth
 from bff.domain.wire import CLIENT_ASSERTION_TYPE, jwk_thumbprint, public_jwk, token_hash
 from connectors.base import SourceUnavailable
-from connectors.http import timed_out
+from connectors.http import HttpError, ProviderClient, Request, Response
 
 ASSERTION_LIFETIME = 60
 """Seconds a client assertion is valid (HelseID takes at most 60)."""
@@ -101,13 +101,15 @@ def _good(token: Token | None, stale: str | None) -> TypeGuard[Token]:
     return token is not None and token.value != stale and token.usable()
 
 
-def htu(url: httpx.URL) -> str:
-    """The request URL as a DPoP proof names it: without query and fragment."""
-    return str(url.copy_with(query=None, fragment=None))
+def htu(url: str) -> str:
+    """The request URL as a DPoP proof names it: without query and fragment (scheme and
+    host in lower case, as RFC 9449's comparison normalizes them)."""
+    return origin(url) + urlsplit(url).path
 
 
-def origin(url: httpx.URL) -> str:
-    return f"{url.scheme}://{url.netloc.decode()}"
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 class HelseIdClient:
@@ -115,7 +117,7 @@ class HelseIdClient:
     assertions and its DPoP proofs. One instance per (token server, client, scope, key)
     in a process; every upstream configured with them uses it."""
 
-    def __init__(self, auth: UpstreamAuth, http: httpx.AsyncClient, store: TokenStore, observe: Observe) -> None:
+    def __init__(self, auth: UpstreamAuth, http: ProviderClient, store: TokenStore, observe: Observe) -> None:
         self.auth = auth
         self.http = http
         self.store = store
@@ -188,16 +190,16 @@ class HelseIdClient:
     async def _fetch(self) -> Token:
         """Ask the token server (client credentials, `private_key_jwt`, DPoP), answering a
         nonce challenge once."""
-        url = httpx.URL(self.auth.token_url)
+        url = self.auth.token_url
         for attempt in range(2):
             form = {"grant_type": "client_credentials", "client_assertion_type": CLIENT_ASSERTION_TYPE,
                     "client_assertion": self._assertion(), "scope": self._scope}
             headers = {"DPoP": self.proof("POST", url)} if self.auth.dpop else {}
             try:
                 response = await self.http.post(url, data=form, headers=headers, timeout=self.auth.timeout)
-            except httpx.HTTPError as exc:
-                kind = "timed out" if timed_out(exc) else "could not be reached"
-                raise TokenUnavailable(f"token endpoint {kind} ({type(exc).__name__})") from None
+            except HttpError as exc:
+                kind = "timed out" if exc.timed_out else "could not be reached"
+                raise TokenUnavailable(f"token endpoint {kind} ({type(exc.__cause__ or exc).__name__})") from None
             self.remember_nonce(response)
             error = _oauth_error(response)
             if response.status_code == 400 and error == "use_dpop_nonce" and attempt == 0 and \
@@ -206,7 +208,7 @@ class HelseIdClient:
             return self._token_from(response, error)
         raise TokenUnavailable("token endpoint asked for a new DPoP nonce twice")
 
-    def _token_from(self, response: httpx.Response, error: str | None) -> Token:
+    def _token_from(self, response: Response, error: str | None) -> Token:
         status = response.status_code
         if status >= 500 or status in (408, 429):
             raise TokenUnavailable(f"token endpoint answered HTTP {status}")
@@ -234,7 +236,7 @@ class HelseIdClient:
             headers["kid"] = self._header_jwk["kid"]
         return jwt.encode(claims, self._signing_key, algorithm=self.auth.algorithm, headers=headers)
 
-    def proof(self, method: str, url: httpx.URL, token: str | None = None) -> str:
+    def proof(self, method: str, url: str, token: str | None = None) -> str:
         """A DPoP proof for one request (with the server's latest nonce, if it gave one)."""
         claims: dict[str, Any] = {"htm": method, "htu": htu(url), "iat": int(time.time()), "jti": uuid.uuid4().hex}
         if token is not None:
@@ -245,7 +247,7 @@ class HelseIdClient:
         return jwt.encode(claims, self._signing_key, algorithm=self.auth.algorithm,
                           headers={"typ": "dpop+jwt", "jwk": self._header_jwk})
 
-    def remember_nonce(self, response: httpx.Response) -> bool:
+    def remember_nonce(self, response: Response) -> bool:
         """Keep the `DPoP-Nonce` a server sent (per server). True when it is a new one."""
         nonce = response.headers.get("dpop-nonce")
         where = origin(response.request.url)
@@ -255,23 +257,18 @@ class HelseIdClient:
         return True
 
 
-class DPoPAuth(httpx.Auth):
-    """The httpx auth flow of one upstream's client: a HelseID token and a DPoP proof on
+class DPoPAuth:
+    """The auth flow (`connectors.http.Auth`) of one upstream's client: a HelseID token and a DPoP proof on
     every request; one retry on a `401` that a nonce, a renewed token or a fresh proof
     can fix. A token that cannot be had makes the call fail as the upstream being
     unavailable, so that source answers UNAVAILABLE (or STALE) and the others still answer."""
-
-    requires_response_body = False
 
     def __init__(self, upstream: str, client: HelseIdClient, observe: Observe) -> None:
         self.upstream = upstream
         self.client = client
         self.observe = observe
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        raise RuntimeError("HelseID calls are made with an async client")
-
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    async def flow(self, request: Request) -> AsyncGenerator[Request, Response]:
         token = await self._token(None)
         response = yield self._sign(request, token)
         fresh_nonce = self.client.remember_nonce(response)
@@ -295,14 +292,14 @@ class DPoPAuth(httpx.Auth):
         except TokenUnavailable as exc:
             raise SourceUnavailable(self.upstream, f"HelseID: {exc.reason}", "auth") from None
 
-    def _sign(self, request: httpx.Request, token: str) -> httpx.Request:
+    def _sign(self, request: Request, token: str) -> Request:
         request.headers["Authorization"] = f"{self.client.scheme} {token}"
         if self.client.auth.dpop:
             request.headers["DPoP"] = self.client.proof(request.method, request.url, token)
         return request
 
 
-def _oauth_error(response: httpx.Response) -> str | None:
+def _oauth_error(response: Response) -> str | None:
     """The `error` code of a token endpoint's JSON error answer."""
     if response.status_code < 400:
         return None
@@ -313,9 +310,9 @@ def _oauth_error(response: httpx.Response) -> str | None:
     return str(error)[:64] if error else None
 
 
-def _challenge_error(response: httpx.Response) -> str | None:
+def _challenge_error(response: Response) -> str | None:
     """The `error` of a `WWW-Authenticate: DPoP …` (or Bearer) challenge."""
-    for challenge in response.headers.get_list("www-authenticate"):
+    for challenge in response.headers.getall("www-authenticate", []):
         scheme, _, params = challenge.partition(" ")
         if scheme.lower() not in ("dpop", "bearer"):
             continue
@@ -330,13 +327,13 @@ class HelseIdClients:
     """The process's HelseID clients: one per (token server, client, scope, key), shared
     by every upstream configured with them."""
 
-    def __init__(self, http: httpx.AsyncClient, store: TokenStore, observe: Observe) -> None:
+    def __init__(self, http: ProviderClient, store: TokenStore, observe: Observe) -> None:
         self.http = http
         self.store = store
         self.observe = observe
         self._clients: dict[UpstreamAuth, HelseIdClient] = {}
 
-    def auth(self, upstream: str, auth: UpstreamAuth | None) -> httpx.Auth | None:
+    def auth(self, upstream: str, auth: UpstreamAuth | None) -> DPoPAuth | None:
         """The auth flow `upstream`'s client sends with; None when it sends no credential."""
         if auth is None or not auth.required:
             return None

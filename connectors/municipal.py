@@ -6,8 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from bff.domain.models import (
     ANSWERS,
     Appointment,
@@ -19,8 +17,8 @@ from bff.domain.models import (
 )
 from bff.domain.sources import MUNICIPAL_SERVICE_CODES
 from bff.domain.timez import parse_instant
-from connectors.base import CancelAnswer, FetchResult, SourceUnavailable, Window, raise_for_status, read_json
-from connectors.http import send
+from connectors.base import CancelAnswer, FetchResult, SourceUnavailable, Window
+from connectors.http import ProviderClient, Request, Response, raise_for_status, read_json, send
 
 VISIT_KINDS = {"regular": VisitKind.REGULAR, "assigned": VisitKind.ASSIGNED, "performed": VisitKind.PERFORMED}
 CANCELLED_BY = {"citizen": CancelledBy.PATIENT, "service": CancelledBy.PROVIDER, None: None}
@@ -31,7 +29,7 @@ VISIT_STATUSES = frozenset({"planned", "cancelled", "performed"})
 class MunicipalConnector:
     """Reads a citizen's home visits from one municipality; one call per citizen."""
 
-    def __init__(self, source_id: str, base_url: str, client: httpx.AsyncClient, organization: str) -> None:
+    def __init__(self, source_id: str, base_url: str, client: ProviderClient, organization: str) -> None:
         self.source_id = source_id
         self._base = base_url.rstrip("/")
         self._client = client
@@ -115,7 +113,7 @@ def map_visit(visit: Mapping[str, Any], pid: str, source_id: str, organization: 
 class MunicipalCanceller:
     """Sends cancellation requests to a municipality; answers come later (webhook or poll)."""
 
-    def __init__(self, source_id: str, base_url: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, source_id: str, base_url: str, client: ProviderClient) -> None:
         self.source_id = source_id
         self._base = base_url.rstrip("/")
         self._client = client
@@ -130,7 +128,7 @@ class MunicipalCanceller:
             "GET", f"{self._base}/cancellation-requests/{quote(request_id, safe='')}")
         return await self._answer(request)
 
-    async def _answer(self, request: httpx.Request) -> CancelAnswer:
+    async def _answer(self, request: Request) -> CancelAnswer:
         response = await send(self.source_id, self._client, request)
         if response.status_code >= 400:
             raise_for_status(self.source_id, response, _error_text(response))
@@ -142,7 +140,7 @@ class MunicipalCanceller:
         return CancelAnswer(status, message if isinstance(message, str) and message else None)
 
 
-def _error_text(response: httpx.Response) -> str | None:
+def _error_text(response: Response) -> str | None:
     try:
         body = read_json("error body", response)
     except SourceUnavailable:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
-
-from connectors.base import raise_for_status
-from connectors.http import send
+from connectors.http import ProviderClient, raise_for_status, send
 
 NOTIFIER = "notifier"
 
@@ -14,7 +11,7 @@ class HttpNotifier:
     """Posts a notification; 2xx means delivered. The `Idempotency-Key` header lets the
     service drop a repeat of the same notification (sent again after a lost answer)."""
 
-    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, url: str, client: ProviderClient) -> None:
         self._url = url
         self._client = client
 

@@ -6,11 +6,9 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from bff.domain.models import PersonRecord, Representation, RepresentationBasis
-from connectors.base import SourceUnavailable, raise_for_status, read_json
-from connectors.http import send
+from connectors.base import SourceUnavailable
+from connectors.http import ProviderClient, raise_for_status, read_json, send
 
 DIRECTORY = "person-directory"
 
@@ -18,7 +16,7 @@ DIRECTORY = "person-directory"
 class HttpPersonDirectory:
     """Looks persons up in the directory over HTTP; a 404 means unknown."""
 
-    def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, base_url: str, client: ProviderClient) -> None:
         self._base = base_url.rstrip("/")
         self._client = client
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
-
 from bff.domain.sources import SourceConfig
 from connectors.base import AppointmentConnector, CancelConnector
 from connectors.fhir.connector import FhirCanceller, FhirConnector
+from connectors.http import ProviderClient
 from connectors.municipal import MunicipalCanceller, MunicipalConnector
 
 
@@ -18,11 +17,11 @@ from connectors.municipal import MunicipalCanceller, MunicipalConnector
 class Adapter:
     """How to read one protocol's appointments, and how to ask it to cancel one."""
 
-    reader: Callable[[SourceConfig, httpx.AsyncClient], AppointmentConnector]
-    canceller: Callable[[SourceConfig, httpx.AsyncClient], CancelConnector]
+    reader: Callable[[SourceConfig, ProviderClient], AppointmentConnector]
+    canceller: Callable[[SourceConfig, ProviderClient], CancelConnector]
 
 
-def _municipal_reader(source: SourceConfig, client: httpx.AsyncClient) -> AppointmentConnector:
+def _municipal_reader(source: SourceConfig, client: ProviderClient) -> AppointmentConnector:
     organization = f"{source.municipality_name} kommune" if source.municipality_name else source.name
     return MunicipalConnector(source.id, source.base_url, client, organization)
 
@@ -37,11 +36,11 @@ ADAPTERS: Mapping[str, Adapter] = {
 }
 
 
-def reader(source: SourceConfig, client: httpx.AsyncClient) -> AppointmentConnector:
+def reader(source: SourceConfig, client: ProviderClient) -> AppointmentConnector:
     """The connector that reads `source`'s appointments."""
     return ADAPTERS[source.protocol].reader(source, client)
 
 
-def canceller(source: SourceConfig, client: httpx.AsyncClient) -> CancelConnector:
+def canceller(source: SourceConfig, client: ProviderClient) -> CancelConnector:
     """The connector that sends `source`'s cancellation requests."""
     return ADAPTERS[source.protocol].canceller(source, client)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 from standardwebhooks import Webhook
 
@@ -89,8 +89,9 @@ class CancellationDesk:
         headers = {"webhook-id": message_id, "webhook-timestamp": str(int(at.timestamp())),
                    "webhook-signature": signature, "content-type": "application/json"}
         try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                await client.post(policy.webhook_url or "", content=body, headers=headers)
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as client, \
+                    client.post(policy.webhook_url or "", data=body.encode(), headers=headers) as answer:
+                await answer.read()
             self.webhooks_sent.append(entry["requestId"])
-        except httpx.HTTPError:
+        except (aiohttp.ClientError, TimeoutError):
             pass

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt import PyJWK, PyJWKSet
 
 from bff.runtime.lru import Lru
+from connectors.http import HttpError, ProviderClient
 
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 HIGH_ASSURANCE = frozenset({"idporten-loa-high", "Level4"})
@@ -81,7 +81,7 @@ class KeySet:
     tokens with made-up `kid`s cannot hammer the identity provider."""
 
     def __init__(self, keys: PyJWKSet | None = None, url: str | None = None,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: ProviderClient | None = None) -> None:
         self._keys = keys
         self._url = url
         self._client = client
@@ -126,7 +126,7 @@ class KeySet:
                 response.raise_for_status()
                 self._keys = PyJWKSet.from_dict(response.json())
                 self._loaded_at = now
-            except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+            except (HttpError, ValueError, jwt.PyJWKSetError) as exc:
                 if self._keys is None:
                     raise TokenError("signing keys are unavailable", status=503,
                                      error="temporarily_unavailable") from exc

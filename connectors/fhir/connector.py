@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
-
-import httpx
+from urllib.parse import quote, urljoin, urlsplit
 
 from bff.domain.models import Appointment, CancellationStatus
 from bff.domain.wire import FNR_SYSTEM
@@ -17,12 +15,10 @@ from connectors.base import (
     SourceRejected,
     SourceUnavailable,
     Window,
-    raise_for_status,
-    read_json,
 )
 from connectors.fhir.mapping import appointments_among, appointments_in
 from connectors.fhir.refs import iter_entries
-from connectors.http import send
+from connectors.http import ProviderClient, Response, raise_for_status, read_json, send
 
 PAGE_SIZE = 100
 MAX_PAGES = 50
@@ -50,7 +46,7 @@ class FhirConnector:
         self,
         source_id: str,
         base_url: str,
-        client: httpx.AsyncClient,
+        client: ProviderClient,
         patient_cancel_codes: frozenset[str] = frozenset(),
     ) -> None:
         self.source_id = source_id
@@ -85,7 +81,7 @@ class FhirConnector:
 
     def _same_server(self, next_url: str) -> str:
         """Follow paging links only on the server we asked, never elsewhere."""
-        absolute = str(httpx.URL(self._base + "/").join(next_url))
+        absolute = urljoin(self._base + "/", next_url)
         if urlsplit(absolute).netloc != urlsplit(self._base).netloc:
             raise SourceUnavailable(self.source_id, "paging link points to another server")
         return absolute
@@ -117,7 +113,7 @@ class FhirCanceller:
     change made meanwhile is refused (412) rather than overwritten. The server answers at
     once: accepted, or rejected with its OperationOutcome's text."""
 
-    def __init__(self, source_id: str, base_url: str, client: httpx.AsyncClient) -> None:
+    def __init__(self, source_id: str, base_url: str, client: ProviderClient) -> None:
         self.source_id = source_id
         self._base = base_url.rstrip("/")
         self._client = client
@@ -166,7 +162,7 @@ class FhirCanceller:
         return resource, response.headers.get("ETag")
 
 
-def _outcome_text(response: httpx.Response) -> str | None:
+def _outcome_text(response: Response) -> str | None:
     try:
         body = read_json("error body", response)
     except SourceUnavailable:

@@ -11,6 +11,7 @@ import re
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from bff.sandbox.helseid import API_SCOPES, SANDBOX_CLIENT_ID
 from bff.web.auth import load_dev_client_key
 from connectors.base import SourceUnavailable
 from connectors.helseid import DPoPAuth, HelseIdClient, Token
+from connectors.http import ProviderClient
 from tests.clients.asgi_process import bff_asgi
 from tests.conftest import CLIENT_KEY, CLUSTER, Bff, Sandbox, redis_url_for_tests
 from tests.redis_process import free_port
@@ -95,11 +97,12 @@ async def test_every_provider_answers_only_a_dpop_bound_token_with_a_fresh_proof
         assert bearer.status_code == 401
 
 
-async def test_a_replayed_proof_is_refused_and_the_bff_recovers_with_a_fresh_one(bff: Bff, sandbox: Sandbox) -> None:
-    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["persons"]), bff.http, MemoryStore(),
+async def test_a_replayed_proof_is_refused_and_the_bff_recovers_with_a_fresh_one(bff: Bff, sandbox: Sandbox,
+                                                                                 provider: ProviderClient) -> None:
+    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["persons"]), provider, MemoryStore(),
                            lambda *_: None)
     token = await client.token("test")
-    url = httpx.URL(f"{sandbox.url}/persons/00000000000")
+    url = f"{sandbox.url}/persons/00000000000"
     headers = {"Authorization": f"DPoP {token}", "DPoP": client.proof("GET", url, token)}
     first = await bff.http.get(url, headers=headers)
     replayed = await bff.http.get(url, headers=headers)
@@ -197,15 +200,24 @@ async def test_a_key_the_token_server_does_not_know_is_a_clear_source_error(make
         assert secret not in response.text and secret not in metrics
 
 
-async def test_the_token_endpoint_error_names_what_failed_and_no_secret(sandbox: Sandbox, bff: Bff) -> None:
+async def test_the_token_endpoint_error_names_what_failed_and_no_secret(sandbox: Sandbox, bff: Bff,
+                                                                        provider: ProviderClient) -> None:
     stranger = load_dev_client_key(Path(tempfile.mkdtemp()) / "k.jwk")
-    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["fhir"], key=stranger), bff.http, MemoryStore(),
+    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["fhir"], key=stranger), provider, MemoryStore(),
                            lambda *_: None)
     auth = DPoPAuth("helse-vest", client, lambda *_: None)
     with pytest.raises(SourceUnavailable) as refused:
-        await bff.http.get(f"{sandbox.url}/fhir/helse-vest/Appointment", auth=auth)
+        async with ProviderClient(auth=auth) as signed:
+            await signed.get(f"{sandbox.url}/fhir/helse-vest/Appointment")
     assert str(refused.value) == ("helse-vest: HelseID: token endpoint refused the client "
                                   "(HTTP 401, error=invalid_client)")
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[ProviderClient]:
+    """The kind of client the BFF's HelseID clients ask the token server with."""
+    async with ProviderClient() as client:
+        yield client
 
 
 @pytest.mark.unit
@@ -261,14 +273,15 @@ async def test_the_production_profile_refuses_an_upstream_without_auth(make_bff:
     assert str(refused.value).endswith("missing for helse-vest")
 
 
-async def test_the_sandbox_providers_check_every_part_of_the_proof(bff: Bff, sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_the_sandbox_providers_check_every_part_of_the_proof(bff: Bff, sandbox: Sandbox, tmp_path: Path,
+                                                                   provider: ProviderClient) -> None:
     """What the issue asks the sandbox to verify, each broken alone: the answer is 401 with
     the error a real resource server gives, so the BFF's recovery is tested against it."""
-    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["persons"]), bff.http, MemoryStore(), lambda *_: None)
+    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["persons"]), provider, MemoryStore(), lambda *_: None)
     stranger = HelseIdClient(helseid_auth(sandbox, API_SCOPES["persons"], key=load_dev_client_key(tmp_path / "k")),
-                             bff.http, MemoryStore(), lambda *_: None)
+                             provider, MemoryStore(), lambda *_: None)
     token = await client.token("test")
-    url = httpx.URL(f"{sandbox.url}/persons/00000000000")
+    url = f"{sandbox.url}/persons/00000000000"
 
     def proof(**claims: Any) -> str:
         signer = claims.pop("signer", client)
@@ -297,14 +310,15 @@ async def test_the_sandbox_providers_check_every_part_of_the_proof(bff: Bff, san
     assert bearer.status_code == 401 and 'error="invalid_token"' in bearer.headers["www-authenticate"]
 
 
-async def test_the_token_server_refuses_a_reused_or_long_lived_client_assertion(bff: Bff, sandbox: Sandbox) -> None:
-    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["fhir"]), bff.http, MemoryStore(), lambda *_: None)
+async def test_the_token_server_refuses_a_reused_or_long_lived_client_assertion(bff: Bff, sandbox: Sandbox,
+                                                                                provider: ProviderClient) -> None:
+    client = HelseIdClient(helseid_auth(sandbox, API_SCOPES["fhir"]), provider, MemoryStore(), lambda *_: None)
     token_url = f"{sandbox.url}/helseid/connect/token"
 
     async def ask(assertion: str) -> httpx.Response:
         form = {"grant_type": "client_credentials", "client_assertion_type": CLIENT_ASSERTION_TYPE,
                 "client_assertion": assertion, "scope": API_SCOPES["fhir"]}
-        return await bff.http.post(token_url, data=form, headers={"DPoP": client.proof("POST", httpx.URL(token_url))})
+        return await bff.http.post(token_url, data=form, headers={"DPoP": client.proof("POST", token_url)})
 
     assertion = client._assertion()
     first, again = await ask(assertion), await ask(assertion)
@@ -320,7 +334,8 @@ async def test_the_token_server_refuses_a_reused_or_long_lived_client_assertion(
 
 
 @pytest.mark.parametrize("alg", ["RS256", "PS256"])
-async def test_an_rsa_client_key_signs_with_the_algorithm_it_names(bff: Bff, sandbox: Sandbox, alg: str) -> None:
+async def test_an_rsa_client_key_signs_with_the_algorithm_it_names(bff: Bff, sandbox: Sandbox, alg: str,
+                                                                   provider: ProviderClient) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -334,11 +349,11 @@ async def test_an_rsa_client_key_signs_with_the_algorithm_it_names(bff: Bff, san
     text = re.sub(r'(\[directory\]\nauth = .*\n(?:.*\n)*?)auth = .*\n', r"\1", text, count=1)  # one auth table
     auth = parse_sources(text, {"SANDBOX_URL": sandbox.url, "HELSEID_KEY": json.dumps(CLIENT_KEY)}).directory.auth
     assert auth is not None and auth.algorithm == alg
-    client = HelseIdClient(auth, bff.http, MemoryStore(), lambda *_: None)
-    answer = await bff.http.get(f"{sandbox.url}/persons/00000000000",
-                                auth=DPoPAuth("directory", client, lambda *_: None))
+    client = HelseIdClient(auth, provider, MemoryStore(), lambda *_: None)
+    async with ProviderClient(auth=DPoPAuth("directory", client, lambda *_: None)) as signed:
+        answer = await signed.get(f"{sandbox.url}/persons/00000000000")
     assert answer.status_code == 404  # past the gate
     token = await client.token("directory")
     assert jwt.get_unverified_header(client._assertion())["alg"] == alg
-    assert jwt.get_unverified_header(client.proof("GET", httpx.URL(token_url), token))["alg"] == alg
+    assert jwt.get_unverified_header(client.proof("GET", token_url, token))["alg"] == alg
     assert (await sandbox.helseid())["issued"] == {f"{client_id} {API_SCOPES['persons']}": 1}

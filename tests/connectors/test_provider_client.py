@@ -29,23 +29,16 @@ async def answer(request: Request) -> JSONResponse:
 async def test_a_cookie_set_for_one_person_is_not_sent_for_the_next() -> None:
     server = await start_server(Starlette(routes=[Route("/Appointment", answer)]))
     try:
+        url = server.url.replace("127.0.0.1", "localhost")  # a host name: cookie jars refuse IP addresses
         async with httpx.AsyncClient() as plain, ProviderClient() as provider:
             for client, kept in ((plain, True), (provider, False)):
-                url = server.url.replace("127.0.0.1", "localhost")  # a host name: cookie jars refuse IP addresses
                 first = await client.get(f"{url}/Appointment", params={"person": "a"})
                 assert first.headers["set-cookie"].startswith("session=for-a")
                 second = await client.get(f"{url}/Appointment", params={"person": "b"})
                 # The plain client shows what is at stake; the provider client keeps nothing.
                 assert (second.json()["cookie"] == "session=for-a") is kept
-                assert bool(client.cookies) is kept
     finally:
         await server.stop()
-
-
-async def test_cookies_cannot_be_given_to_it() -> None:
-    with pytest.raises(ValueError, match="never carry cookies"):
-        ProviderClient(cookies={"session": "x"})
-    assert not ProviderClient().cookies
 
 
 async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -82,3 +75,32 @@ async def test_failures_are_told_apart_for_the_metrics(handler: Any, timeout: fl
         if server:
             server.close()
     assert error.kind == kind, error.reason
+
+
+async def test_a_proxy_in_the_environment_is_used_except_for_the_hosts_no_proxy_names(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await reader.readline())
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 17\r\nConnection: close\r\n\r\n{"via": "proxy"}\n')
+        await writer.drain()
+        writer.close()
+
+    relay = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    direct = await start_server(Starlette(routes=[Route("/Appointment", answer)]))
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{relay.sockets[0].getsockname()[1]}")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1")
+    try:
+        async with ProviderClient(timeout=2) as client:
+            through = await client.get("http://provider.test/fhir/Appointment?patient=x")
+            assert through.json() == {"via": "proxy"}
+            assert asked == [b"GET http://provider.test/fhir/Appointment?patient=x HTTP/1.1\r\n"]
+            around = await client.get(f"{direct.url}/Appointment", params={"person": "a"})
+            assert around.json() == {"cookie": None} and len(asked) == 1
+    finally:
+        relay.close()
+        await direct.stop()

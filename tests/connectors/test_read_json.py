@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import codecs
 
-import httpx
 import pytest
 
-from connectors.base import SourceUnavailable, read_json
+from connectors.base import SourceUnavailable
+from connectors.http import Response, read_json
 
 pytestmark = pytest.mark.unit
 
 BODY = '{"name": "Øyepoliklinikken, Haukeland", "n": 1}'
 
 
-def response(content: bytes, content_type: str = "application/fhir+json") -> httpx.Response:
-    return httpx.Response(200, content=content, headers={"Content-Type": content_type})
+def response(content: bytes, content_type: str = "application/fhir+json") -> Response:
+    return Response(200, {"Content-Type": content_type}, content)
 
 
 @pytest.mark.parametrize(("content", "content_type"), [
