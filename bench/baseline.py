@@ -25,11 +25,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bff.app import tune_gc
+from bff.domain.access import seen
 from bff.domain.ids import Ids
 from bff.domain.models import Appointment, PersonRecord
-from bff.domain.rules import TimeFilter, applies_to, applies_to_everyone, shows, sort_key
+from bff.domain.rules import ALL_KINDS, TimeFilter, applies_to, applies_to_everyone, sort_key
 from bff.domain.sources import SourceConfig, load_sources
-from bff.domain.timez import start_of_day, today
+from bff.domain.timez import today
 from bff.readpath.codec import load_entry, load_person
 from bff.readpath.gateway import fetch_window
 from bff.runtime.metrics import Metrics
@@ -60,10 +61,10 @@ def answer(ids: Ids, rows: list[tuple[SourceConfig, Appointment]]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def visible(source: SourceConfig, appts: tuple[Appointment, ...]) -> list[tuple[SourceConfig, Appointment]]:
-    day = today()
-    window = TimeFilter()
-    return [(source, a) for a in appts if shows(source, a, start_of_day(day)) and window.admits(source, a, day)]
+def visible(source: SourceConfig, appts: tuple[Appointment, ...],
+            person: PersonRecord | None) -> list[tuple[SourceConfig, Appointment]]:
+    """The BFF's own access policy for the person themself, the default window."""
+    return [(source, a) for a in seen(source, appts, ALL_KINDS, person, TimeFilter(), today())]
 
 
 def app() -> Starlette:
@@ -109,7 +110,7 @@ def app() -> Starlette:
         chosen = everyone + [s for s in catalogue.sources if not applies_to_everyone(s) and applies_to(s, person)]
         results = await asyncio.gather(*early, *(ask(s) for s in chosen[len(everyone):]))
         rows = [r for s, result in zip(chosen, results, strict=True)
-                for r in visible(s, result.by_patient.get(pid, ()))]
+                for r in visible(s, result.by_patient.get(pid, ()), person)]
         return answer(ids, rows)
 
     async def listing_cached(request: Request) -> Response:
@@ -122,7 +123,7 @@ def app() -> Starlette:
         chosen = [s for s in catalogue.sources if applies_to(s, person)]
         raws = await cache.get_many([cache.key(s.id, "future", today(), pid) for s in chosen])
         rows = [r for s, raw in zip(chosen, raws, strict=True) if raw
-                for r in visible(s, load_entry(raw, pid)[0])]
+                for r in visible(s, load_entry(raw, pid)[0], person)]
         return answer(ids, rows)
 
     return Starlette(routes=[Route("/list", listing, methods=["POST"]),

@@ -5,6 +5,7 @@ the cancellation mutation — asks these functions; none decides on its own."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 from bff.domain.errors import Coded
@@ -35,8 +36,22 @@ def may_see(source: SourceConfig, appt: Appointment, kinds: frozenset[SourceKind
             window: TimeFilter, today: date) -> bool:
     """Whether one row is shown to the viewer: its source may be consulted for the person,
     the source's configuration shows the row, and it lies in the window."""
-    return (may_consult(source, kinds, person) and shows(source, appt, start_of_day(today))
-            and window.admits(source, appt, today))
+    return bool(seen(source, (appt,), kinds, person, window, today))
+
+
+def seen(source: SourceConfig, rows: Iterable[Appointment], kinds: frozenset[SourceKind],
+         person: PersonRecord | None, window: TimeFilter, today: date) -> list[Appointment]:
+    """The rows of one source `may_see` lets through, in their order (what is the same
+    for every row — may the source be consulted, where the window starts — decided once:
+    a list asks it of a few hundred rows)."""
+    if not may_consult(source, kinds, person):
+        return []
+    today_start = start_of_day(today)
+    lower, upper = window.bounds(source, today)
+    future = source.capabilities.future
+    return [appt for appt in rows
+            if shows(source, appt, today_start) and lower <= appt.start and (upper is None or appt.start <= upper)
+            and (future or appt.start < today_start)]
 
 
 class CancelRefusal(Coded):

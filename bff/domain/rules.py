@@ -82,12 +82,6 @@ class TimeFilter:
             lower = self.start
         return lower, self.end
 
-    def admits(self, source: SourceConfig, appt: Appointment, today: date) -> bool:
-        lower, upper = self.bounds(source, today)
-        if appt.start < lower or (upper is not None and appt.start > upper):
-            return False
-        return source.capabilities.future or appt.start < start_of_day(today)
-
 
 def representation_kinds(rep: Representation, subject: PersonRecord | None, viewer: PersonRecord | None,
                          today: date) -> frozenset[SourceKind]:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from bff.domain.access import may_consult, may_see, may_see_kind
+from bff.domain.access import may_consult, may_see_kind, seen
 from bff.domain.errors import NotFound, Unavailable
 from bff.domain.ids import Ids
 from bff.domain.models import Appointment, AppointmentStatus, PersonRecord, Representation, SourceKind
@@ -141,9 +141,8 @@ def visible_rows(subject: Subject, consulted: Sequence[Consulted], wanted: ListF
     rows = [
         appt
         for c in consulted
-        for appt in c.outcome.rows
-        if may_see(c.source, appt, subject.kinds, subject.lookup.record, wanted.time, today)
-        and (wanted.statuses is None or appt.status in wanted.statuses)
+        for appt in seen(c.source, c.outcome.rows, subject.kinds, subject.lookup.record, wanted.time, today)
+        if wanted.statuses is None or appt.status in wanted.statuses
     ]
     return sorted(rows, key=sort_key)
 
