@@ -43,6 +43,9 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
+            if not self.waiting:  # a reply nobody asked for: the connection cannot be trusted
+                self.fail(RedisConnectionError("Redis lane: a reply without a command"))
+                return
             waiter = self.waiting.popleft()
             if waiter.done():
                 continue  # its caller gave up (timed out); the reply is still this one's
@@ -52,11 +55,19 @@ class _Protocol(asyncio.Protocol):
                 waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = RedisConnectionError(f"Redis connection lost ({exc or 'closed'})")
+        self.fail(RedisConnectionError(f"Redis connection lost ({exc or 'closed'})"))
+
+    def fail(self, error: BaseException) -> None:
+        """No command more on this connection (the next call connects anew): those in
+        flight fail with `error`, and it is closed."""
+        if self.lost is None:
+            self.lost = error
         while self.waiting:
             waiter = self.waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(self.lost)
+        if self.transport is not None:
+            self.transport.close()
 
 
 class Lane:
@@ -90,8 +101,6 @@ class Lane:
         protocol.waiting.append(waiter)
         assert protocol.transport is not None
         protocol.transport.write(hiredis.pack_command(args))  # type: ignore[arg-type]
-        if waiter.done():
-            return waiter.result()
         timer = asyncio.get_running_loop().call_later(self._timeout, self._expire, protocol, waiter)
         try:
             return await waiter
@@ -106,15 +115,14 @@ class Lane:
             return await self.call(b"EVAL", script, len(keys), *keys, *args)
 
     def close(self) -> None:
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.close()
+        if self._protocol is not None:
+            self._protocol.fail(RedisConnectionError("Redis lane closed"))
         self._protocol = None
 
     def _expire(self, protocol: _Protocol, waiter: asyncio.Future[Any]) -> None:
         if not waiter.done():
             waiter.set_exception(RedisTimeoutError("Timeout reading from Redis"))
-            if protocol.transport is not None:
-                protocol.transport.close()  # fails the commands behind it too
+            protocol.fail(RedisConnectionError("Redis did not answer in time: connection closed"))
 
     async def _connect(self) -> _Protocol:
         if self._connecting is None:
