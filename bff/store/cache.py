@@ -23,10 +23,11 @@ from datetime import date
 from typing import Any, TypeVar, cast
 
 import structlog
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bff.domain.ids import Ids
 from bff.runtime.answer_first import later
@@ -151,6 +152,8 @@ class AppointmentCache:
         self._clustered = clustered(redis)
         self._lane = None if self._clustered else Lane.of(redis, SOCKET_TIMEOUT)
         """A reused answer's one command goes through a lane of its own (`bff.store.lane`)."""
+        self._node_lanes: dict[str, Lane | None] = {}
+        """On a cluster: a lane per primary, by node name."""
         self._down_until = 0.0
         self._token = secrets.token_hex(8)
         self._held: set[str] = set()
@@ -243,11 +246,8 @@ class AppointmentCache:
                               len(mine), *[wanted[at] for at in mine],
                               *[part for _, args in streams for part in (len(args), *args)]]))
         try:
-            if len(commands) == 1 and self._lane is not None:
-                script = self._scripts[APPEND_IF_CURRENT_SCRIPT]
-                replies = [await self._lane.evalsha(script.sha, APPEND_IF_CURRENT_SCRIPT, *commands[0])]
-            elif len(commands) == 1:
-                replies = [await self._scripts[APPEND_IF_CURRENT_SCRIPT](keys=commands[0][0], args=commands[0][1])]
+            if len(commands) == 1:
+                replies = [await self._append_if_current(*commands[0])]
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for keys, argv in commands:
@@ -267,6 +267,36 @@ class AppointmentCache:
                 for at, value in zip(mine, reply, strict=True):
                     current[at] = _as_bytes(value)
         return current
+
+    async def _append_if_current(self, keys: list[str], args: list[Any]) -> Any:
+        """One APPEND_IF_CURRENT_SCRIPT: through the lane to its server when there is one;
+        on a cluster, what the lane cannot do (a redirect: the slot moved; a node gone) is
+        done by redis-py's cluster client, which follows redirects and learns the new map."""
+        script = self._scripts[APPEND_IF_CURRENT_SCRIPT]
+        lane = self._lane if not self._clustered else self._node_lane(keys[0])
+        if lane is None:
+            return await script(keys=keys, args=args)
+        if not self._clustered:
+            return await lane.evalsha(script.sha, APPEND_IF_CURRENT_SCRIPT, keys, args)
+        try:
+            return await lane.evalsha(script.sha, APPEND_IF_CURRENT_SCRIPT, keys, args)
+        except (ResponseError, RedisConnectionError, RedisTimeoutError):
+            self._forget_node_lanes()  # chosen again from the (possibly new) slot map next time
+            return await script(keys=keys, args=args)
+
+    def _forget_node_lanes(self) -> None:
+        for lane in self._node_lanes.values():
+            if lane is not None:
+                lane.close()
+        self._node_lanes.clear()
+
+    def _node_lane(self, key: str) -> Lane | None:
+        node = cast(RedisCluster, self._redis).get_node_from_key(key)
+        if node is None:
+            return None
+        if node.name not in self._node_lanes:
+            self._node_lanes[node.name] = Lane.to_node(node, SOCKET_TIMEOUT)
+        return self._node_lanes[node.name]
 
     async def _counted_alone(self, count: Count) -> None:
         try:
@@ -534,6 +564,7 @@ class AppointmentCache:
         await self.settled()
         if self._lane is not None:
             self._lane.close()
+        self._forget_node_lanes()
 
     def _hand_over(self, keys: Iterable[str]) -> list[str]:
         """The leases this process holds on `keys`: they are no longer counted as held, the

@@ -6,9 +6,10 @@ a connection taken from and given back to the blocking pool, a timeout context, 
 command packed argument by argument in Python, the reply parsed through callbacks. A lane
 is one connection on which concurrent callers' commands are written as they come and
 their replies read in order — packed and parsed by hiredis (redis-py's own parser) — so a
-call costs one write and one future. It is used for a single Redis only (a cluster's
-commands go to the node of their slot: redis-py does that), and never for TLS (the lane
-does not speak it: redis-py does).
+call costs one write and one future. On a Redis Cluster there is one lane per primary,
+chosen by the command's slot from redis-py's slot map (`AppointmentCache`); a redirect or
+a lost node sends that command through redis-py's cluster client, which follows it and
+learns the new map. TLS is never laned (the lane does not speak it: redis-py does).
 
 Failures are redis-py's: `ConnectionError` when the connection cannot be made or is lost
 (every command in flight fails with it, and the next call connects again), `TimeoutError`
@@ -24,6 +25,7 @@ from typing import Any
 
 import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -84,11 +86,17 @@ class Lane:
     def of(cls, redis: Redis, timeout: float) -> Lane | None:
         """A lane to the server of `redis`'s pool, or None where a lane cannot speak for it
         (TLS, or any connection class but redis-py's plain TCP and Unix socket ones)."""
-        pool = redis.connection_pool
-        kind = pool.connection_class
+        return cls.speaking(redis.connection_pool.connection_class, redis.connection_pool.connection_kwargs, timeout)
+
+    @classmethod
+    def to_node(cls, node: ClusterNode, timeout: float) -> Lane | None:
+        """A lane to one node of a Redis Cluster (None for TLS)."""
+        return cls.speaking(node.connection_class, node.connection_kwargs, timeout)
+
+    @classmethod
+    def speaking(cls, kind: type[Any], options: dict[str, Any], timeout: float) -> Lane | None:
         if kind not in (Connection, UnixDomainSocketConnection):
             return None
-        options = pool.connection_kwargs
         return cls({key: options.get(key) for key in ("host", "port", "path", "db", "username", "password")},
                    kind is UnixDomainSocketConnection, timeout)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bff.web.trusted import default_manifest_path
-from tests.conftest import Bff, Sandbox
+from tests.conftest import CLUSTER, Bff, Sandbox
 from tests.resolvers.test_cancellation import cancel
 
 MANIFEST = json.loads(default_manifest_path().read_text("utf-8"))
@@ -262,3 +262,26 @@ async def test_a_kept_answer_is_answered_like_any_other(bff: Bff) -> None:
     for name in ("x-request-id", "x-content-type-options", "cache-control"):
         assert name in reused.headers, name
     assert reused.headers["cache-control"] == computed.headers["cache-control"]
+
+
+@pytest.mark.skipif(not CLUSTER, reason="a redirect needs a Redis Cluster (README's test command's second pass)")
+async def test_on_a_cluster_a_lane_to_the_wrong_node_is_redirected_and_the_answer_still_reused_once(
+        bff: Bff, redis: Any, redis_prefix: str) -> None:
+    from bff.store.lane import Lane
+
+    await ask(bff, "asane")
+    await ask(bff, "asane")  # kept
+    cache = bff.app.state.services.cache
+    stream = audit_stream(bff, redis_prefix, "asane")
+    right = cache._redis.get_node_from_key(stream)
+    wrong = next(n for n in cache._redis.get_primaries() if n.name != right.name)
+    cache._forget_node_lanes()
+    cache._node_lanes[right.name] = Lane.to_node(wrong, 0.5)  # as a slot map gone stale would
+    before, reused = await redis.xlen(stream), await hits(bff)
+    answer = await ask(bff, "asane")
+    assert answer["data"]["appointments"]["totalCount"] == 10
+    assert await hits(bff) == reused + 1, "reused: the MOVED answer sent it through redis-py's cluster client"
+    assert await redis.xlen(stream) == before + 1, "audited once, not on both nodes or not at all"
+    again = await ask(bff, "asane")
+    assert again == answer and await hits(bff) == reused + 2
+    assert cache._node_lanes[right.name] is not None  # a fresh lane, to the right node
