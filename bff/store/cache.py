@@ -271,7 +271,9 @@ class AppointmentCache:
     async def _append_if_current(self, keys: list[str], args: list[Any]) -> Any:
         """One APPEND_IF_CURRENT_SCRIPT: through the lane to its server when there is one;
         on a cluster, what the lane cannot do (a redirect: the slot moved; a node gone) is
-        done by redis-py's cluster client, which follows redirects and learns the new map."""
+        done by redis-py's cluster client, which follows redirects and learns the new map.
+        A lane that timed out may have had its command run: sent again, the read is then
+        audited twice, never not at all (as with several slots, above)."""
         script = self._scripts[APPEND_IF_CURRENT_SCRIPT]
         lane = self._lane if not self._clustered else self._node_lane(keys[0])
         if lane is None:
