@@ -278,11 +278,11 @@ class AppointmentCache:
         lane = self._lane if not self._clustered else self._node_lane(keys[0])
         if lane is None:
             return await script(keys=keys, args=args)
-        if not self._clustered:
-            return await lane.evalsha(script.sha, APPEND_IF_CURRENT_SCRIPT, keys, args)
         try:
             return await lane.evalsha(script.sha, APPEND_IF_CURRENT_SCRIPT, keys, args)
         except (ResponseError, RedisConnectionError, RedisTimeoutError):
+            if not self._clustered:
+                raise
             self._forget_node_lanes()  # chosen again from the (possibly new) slot map next time
             return await script(keys=keys, args=args)
 
