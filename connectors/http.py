@@ -43,10 +43,6 @@ class HttpError(Exception):
         self.timed_out = timed_out
 
 
-class StatusError(HttpError):
-    """`Response.raise_for_status`: an answer with a 4xx or 5xx status."""
-
-
 @dataclass(slots=True)
 class Request:
     """One request: headers are this request's own (an auth flow may add to them)."""
@@ -91,10 +87,6 @@ class Response:
 
     def json(self) -> Any:
         return orjson.loads(self.content)
-
-    def raise_for_status(self) -> None:
-        if self.status_code >= 400:
-            raise StatusError(f"HTTP {self.status_code}")
 
 
 class Auth(Protocol):

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt import PyJWK, PyJWKSet
 
 from bff.runtime.lru import Lru
-from connectors.http import HttpError, ProviderClient
+from connectors.base import UpstreamError
+from connectors.http import HttpError, ProviderClient, raise_for_status
 
 ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 HIGH_ASSURANCE = frozenset({"idporten-loa-high", "Level4"})
@@ -123,10 +124,10 @@ class KeySet:
                 return
             try:
                 response = await self._client.get(self._url)
-                response.raise_for_status()
+                raise_for_status("token issuer keys", response)
                 self._keys = PyJWKSet.from_dict(response.json())
                 self._loaded_at = now
-            except (HttpError, ValueError, jwt.PyJWKSetError) as exc:
+            except (HttpError, UpstreamError, ValueError, jwt.PyJWKSetError) as exc:
                 if self._keys is None:
                     raise TokenError("signing keys are unavailable", status=503,
                                      error="temporarily_unavailable") from exc
