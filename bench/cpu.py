@@ -12,6 +12,8 @@ Interleaving keeps a noisy neighbour from favouring either side.
     python -m bench.cpu --against HEAD~1   # also that commit's BFF, interleaved (A/B work)
     python -m bench.cpu --warm --requests 2000 --against HEAD~1
                                         # one person again and again: CPU per reused answer
+    python -m bench.cpu --peer-shape --against HEAD~1
+                                        # scenario (p)'s providers: 5 sources x 6, pages of 5
 """
 
 from __future__ import annotations
@@ -41,10 +43,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--against", metavar="GIT_REF", help="also run the BFF of this commit, interleaved")
     parser.add_argument("--warm", action="store_true", help="one person every time: CPU per reused answer")
+    parser.add_argument("--peer-shape", action="store_true",
+                        help="scenario (p)'s providers and sources (5 sources × 6 appointments, pages of 5)")
     args = parser.parse_args()
     run.LATENCY_MS = run.JITTER_MS = 0.0
-    bench = run.Bench(quick=True)
-    sides = {"bff": (bench.urls["bff"] + "/graphql", {"query": run.QUERY, "variables": {"first": 50}}),
+    bench = run.Bench(quick=True, peer_shape=args.peer_shape)
+    sides = {"bff": (bench.urls["bff"] + "/graphql", {"query": run.PEER_QUERY if args.peer_shape else run.QUERY,
+                                                      "variables": {"first": 100 if args.peer_shape else 50}}),
              "baseline": (bench.urls["baseline"] + "/list", {})}
     warmup = 10
     with ExitStack() as stack:

@@ -1,6 +1,11 @@
 """The performance peer (Apollo Server 5 + DataLoader, `../shared/peers`), run beside the BFF
-on the same providers, tokens and query: its sources file is made from bench/sources.toml,
-its JWKS from the bench's development key, its response cache on (`PEER_CACHE=1`).
+on the same providers, tokens and query: its sources file is made from the BFF's sources
+file, its JWKS from the bench's development key, its response cache on (`PEER_CACHE=1`).
+
+The comparison is issue 21's: five sources (three hospitals, the pilot GP, Oslo), 30
+appointments per person (6 per source), FHIR pages of 5 — so 10 upstream calls per cold
+list with the directory's — every call 50 ms, each server pinned to the same one core
+(`SERVER_CPUS`) while the load generator and the providers run on the others.
 
 `../shared` may be read-only (it is on CI): the peer is copied to the run's temporary
 folder and installed there with `npm ci` from its lock file."""
@@ -18,6 +23,25 @@ from bff.domain.sources import SourceConfig, load_sources
 
 PEERS = Path(__file__).resolve().parent.parent.parent / "shared" / "peers"
 PROTOCOLS = {"fhir": "fhir", "municipal": "homecare"}
+LEFT_OUT = "helse-sor-ost"
+"""The bench's sixth source, not in the issue's five."""
+PER_SOURCE, PAGE_SIZE, BIG_PER_SOURCE = 6, 5, 100
+"""30 appointments per person over the five sources, in pages of 5; 500 for the big ones."""
+
+
+def pinning() -> tuple[list[str], list[str]]:
+    """`taskset` prefixes: the server under test on CPU 0, everything else on the rest
+    (none on a one-core machine)."""
+    cores = os.cpu_count() or 1
+    if cores < 2 or shutil.which("taskset") is None:
+        return [], []
+    return ["taskset", "-c", "0"], ["taskset", "-c", f"1-{cores - 1}"]
+
+
+def five_sources(sources_toml: str) -> str:
+    """The bench's sources file without `LEFT_OUT`."""
+    head, *blocks = sources_toml.split("[[sources]]")
+    return "[[sources]]".join([head, *(b for b in blocks if f'id = "{LEFT_OUT}"' not in b)])
 
 
 def available() -> str | None:

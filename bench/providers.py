@@ -5,6 +5,7 @@ Frogner with a pilot GP (no added latency: an internal, fast service). Calls are
 per provider for scenario (d).
 
     python -m bench.providers --port 8901 --latency-ms 50 --jitter-ms 5 --per-source 30
+    python -m bench.providers --port 8902 --per-source 6 --page-size 5   # scenario (p)'s
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ BIG_PIDS = frozenset(filter(None, os.environ.get("BENCH_BIG_PIDS", "").split(","
 
 class Providers:
     def __init__(self, latency_ms: float, jitter_ms: float, per_source: int, big_per_source: int,
-                 directory_ms: float = 0) -> None:
+                 directory_ms: float = 0, page_size: int = 0) -> None:
         self.latency = latency_ms / 1000
         self.directory_latency = directory_ms / 1000
         self.jitter = jitter_ms / 1000
         self.per_source = per_source
         self.big_per_source = big_per_source
+        self.page_size = page_size
+        """FHIR searchset pages of this many entries, followed by `link[next]` (0: one page)."""
         self.calls: Counter[str] = Counter()
         self.timeline: list[tuple[str, float, float, str]] = []
         """(provider, arrived, answered, first pid asked for), times in epoch seconds, for
@@ -55,13 +58,18 @@ class Providers:
     def count(self, pid: str) -> int:
         return self.big_per_source if pid in BIG_PIDS else self.per_source
 
-    def bundle(self, tenant: str, pids: list[str]) -> bytes:
-        """A searchset Bundle, from JSON templates with the pid filled in (cheap, so the
-        providers' own CPU does not distort the measurement)."""
-        entries = [self._entry(tenant, n).replace(PLACEHOLDER, pid) for pid in pids for n in range(self.count(pid))]
+    def bundle(self, tenant: str, pids: list[str], page: int = 1, next_url: str = "") -> bytes:
+        """Page `page` of a searchset Bundle, from JSON templates with the pid filled in
+        (cheap, so the providers' own CPU does not distort the measurement); `next_url`
+        names the next page when there is one."""
+        entries = [(pid, n) for pid in pids for n in range(self.count(pid))]
         total = len(entries)
-        return (f'{{"resourceType":"Bundle","type":"searchset","total":{total},"entry":[' + ",".join(entries)
-                + "]}").encode()
+        if self.page_size:
+            entries = entries[(page - 1) * self.page_size:page * self.page_size]
+        more = bool(self.page_size) and page * self.page_size < total
+        link = f'"link":[{{"relation":"next","url":{json.dumps(next_url)}}}],' if more else ""
+        return (f'{{"resourceType":"Bundle","type":"searchset","total":{total},{link}"entry":['
+                + ",".join(self._entry(tenant, n).replace(PLACEHOLDER, pid) for pid, n in entries) + "]}").encode()
 
     def _entry(self, tenant: str, n: int) -> str:
         if (tenant, n) not in self._templates:
@@ -82,7 +90,8 @@ def app(providers: Providers) -> Starlette:
         await providers.delay()
         tokens = request.query_params.get("patient:identifier", "")
         pids = [t.split("|", 1)[1] for t in tokens.split(",") if t.startswith(f"{FNR_SYSTEM}|")]
-        body = providers.bundle(tenant, pids)
+        page = int(request.query_params.get("_page", "1"))
+        body = providers.bundle(tenant, pids, page, str(request.url.include_query_params(_page=page + 1)))
         providers.timeline.append((tenant, arrived, time.time(), pids[0] if pids else ""))
         return Response(body, media_type="application/fhir+json")
 
@@ -138,8 +147,10 @@ def main() -> None:
     parser.add_argument("--per-source", type=int, default=30)
     parser.add_argument("--big-per-source", type=int, default=84)
     parser.add_argument("--directory-ms", type=float, default=0, help="the person directory's latency (default none)")
+    parser.add_argument("--page-size", type=int, default=0, help="FHIR searchset pages of this many (default one page)")
     args = parser.parse_args()
-    providers = Providers(args.latency_ms, args.jitter_ms, args.per_source, args.big_per_source, args.directory_ms)
+    providers = Providers(args.latency_ms, args.jitter_ms, args.per_source, args.big_per_source, args.directory_ms,
+                          args.page_size)
     uvicorn.run(app(providers), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

