@@ -150,10 +150,9 @@ class AppointmentCache:
         self._scripts = {script: redis.register_script(script)
                          for script in (READ_OR_LEASE_SCRIPT, WRITE_SCRIPT, APPEND_IF_CURRENT_SCRIPT)}
         self._clustered = clustered(redis)
-        self._lane = None if self._clustered else Lane.of(redis, SOCKET_TIMEOUT)
-        """A reused answer's one command goes through a lane of its own (`bff.store.lane`)."""
         self._node_lanes: dict[str, Lane | None] = {}
-        """On a cluster: a lane per primary, by node name."""
+        """On a cluster: a lane per primary, by node name, for a reused answer's one command
+        (on a single Redis the client itself lanes it: `bff.store.connection.LANED`)."""
         self._down_until = 0.0
         self._token = secrets.token_hex(8)
         self._held: set[str] = set()
@@ -269,20 +268,19 @@ class AppointmentCache:
         return current
 
     async def _append_if_current(self, keys: list[str], args: list[Any]) -> Any:
-        """One APPEND_IF_CURRENT_SCRIPT: through the lane to its server when there is one;
-        on a cluster, what the lane cannot do (a redirect: the slot moved; a node gone) is
-        done by redis-py's cluster client, which follows redirects and learns the new map.
+        """One APPEND_IF_CURRENT_SCRIPT: through a lane to its server (on a single Redis the
+        client's own, `bff.store.connection.LANED`); on a cluster, what the node's lane
+        cannot do (a redirect: the slot moved; a node gone) is done by redis-py's cluster
+        client, which follows redirects and learns the new map.
         A lane that timed out may have had its command run: sent again, the read is then
         audited twice, never not at all (as with several slots, above)."""
         script = self._scripts[APPEND_IF_CURRENT_SCRIPT]
-        lane = self._lane if not self._clustered else self._node_lane(keys[0])
+        lane = self._node_lane(keys[0]) if self._clustered else None
         if lane is None:
             return await script(keys=keys, args=args)
         try:
             return await lane.evalsha(script.sha, APPEND_IF_CURRENT_SCRIPT, keys, args)
         except (ResponseError, RedisConnectionError, RedisTimeoutError):
-            if not self._clustered:
-                raise
             self._forget_node_lanes()  # chosen again from the (possibly new) slot map next time
             return await script(keys=keys, args=args)
 
@@ -390,6 +388,11 @@ class AppointmentCache:
         try:
             if not waiting and len(commands) == 1:
                 results = [await self._command(*commands[0])]
+            elif not waiting and not self._clustered:
+                # One lane carries them (`bff.store.connection.LANED`): one round trip, and
+                # each reply, or its error, in its place as a pipeline's would be.
+                results = await asyncio.gather(*(self._command(*command) for command in commands),
+                                               return_exceptions=True)
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for script, keys, argv in commands:
@@ -564,8 +567,6 @@ class AppointmentCache:
     async def aclose(self) -> None:
         """Let the writes under way finish (at shutdown: an answer fetched is not thrown away)."""
         await self.settled()
-        if self._lane is not None:
-            self._lane.close()
         self._forget_node_lanes()
 
     def _hand_over(self, keys: Iterable[str]) -> list[str]:

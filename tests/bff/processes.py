@@ -4,6 +4,7 @@ process's cache and single-flight (its own lease token) on the shared real Redis
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,14 +62,22 @@ def round_trips(redis: Redis, sent: list[list[str]] | None = None) -> Iterator[l
         pipe.execute = execute_counted  # type: ignore[method-assign]
         return pipe
 
+    recorded = contextvars.ContextVar("recorded", default=False)
+    """Set while a command counted here is sent: the lane it takes does not count it again."""
+
     async def command(*args: Any, **options: Any) -> Any:
         record([args])
-        return await real_command(*args, **options)
+        token = recorded.set(True)
+        try:
+            return await real_command(*args, **options)
+        finally:
+            recorded.reset(token)
 
     real_lane_call = Lane.call
 
     async def lane_call(lane: Lane, *args: Any) -> Any:
-        record([args])
+        if not recorded.get():
+            record([args])
         return await real_lane_call(lane, *args)
 
     redis.pipeline = counted  # type: ignore[method-assign]

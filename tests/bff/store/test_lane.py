@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bff.store.connection import open_redis
 from bff.store.lane import Lane
 from tests.redis_process import RedisProcess
 
@@ -116,3 +117,24 @@ async def test_a_password_and_a_database_in_the_url_are_used(server: RedisProces
 
 def test_no_lane_where_it_cannot_speak_for_the_client() -> None:
     assert Lane.of(Redis.from_url("rediss://127.0.0.1:6380/0"), 0.5) is None  # TLS: redis-py's
+
+
+async def test_the_clients_laned_commands_answer_as_redis_py_does(server: RedisProcess) -> None:
+    """GET, MGET and EVALSHA of the BFF's client take its lane (`bff.store.connection.LANED`):
+    the replies are redis-py's own, a script Redis forgot is loaded again, and a Redis
+    restarted between two calls costs the caller nothing (the one retry, as redis-py's)."""
+    async with open_redis(server.url) as (client, _):
+        plain = Redis.from_url(server.url)
+        await plain.mset({"a": "1", "b": "2"})
+        script = client.register_script(SCRIPT)
+        await client.set("c", "3")  # not laned: through redis-py's pool
+        assert await client.get("c") == await plain.get("c") == b"3"
+        assert await client.get("a") == await plain.get("a") == b"1"
+        assert await client.mget(["a", "nope", "b"]) == await plain.mget(["a", "nope", "b"])
+        assert await script(keys=["k"], args=["v"]) == [b"k", b"v"]
+        await plain.script_flush()
+        assert await script(keys=["k"], args=["again"]) == [b"k", b"again"]
+        await plain.aclose()
+        server.stop()
+        server.start()
+        assert await client.mget(["a", "c"]) == [None, None]  # answered on a new connection (nothing kept)
