@@ -51,6 +51,8 @@ class FhirConnector:
     ) -> None:
         self.source_id = source_id
         self._base = base_url.rstrip("/")
+        parts = urlsplit(self._base)
+        self._origin = f"{parts.scheme}://{parts.netloc}/"
         self._client = client
         self._patient_codes = patient_cancel_codes
 
@@ -81,6 +83,8 @@ class FhirConnector:
 
     def _same_server(self, next_url: str) -> str:
         """Follow paging links only on the server we asked, never elsewhere."""
+        if next_url.startswith(self._origin):  # the usual link: absolute, on this server
+            return next_url
         absolute = urljoin(self._base + "/", next_url)
         if urlsplit(absolute).netloc != urlsplit(self._base).netloc:
             raise SourceUnavailable(self.source_id, "paging link points to another server")
