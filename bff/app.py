@@ -211,7 +211,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         if kept is None:
             scope["state"]["kept_lookup"] = (query, lookup)
             return replay, None
-        services.metrics.responses.labels("hit").inc()
+        services.metrics.of(services.metrics.responses, "hit").inc()
         media = preferred_media(headers.get(b"accept", b"").decode("latin-1"))
         return replay, Response(orjson.dumps({"data": kept.data}), media_type=f"{media}; charset=utf-8")
 
@@ -220,7 +220,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         responses = context.services.responses
         asked = request.scope.get("state", {}).pop("kept_lookup", None)
         if asked is not None and asked[0] == request_data.query:  # `kept_answer` looked already: a miss
-            context.services.metrics.responses.labels("miss").inc()
+            context.services.metrics.of(context.services.metrics.responses, "miss").inc()
             return await self._compute(request, request_adapter, sub_response, context, root_value, request_data,
                                        asked[1], time.monotonic())
         if not responses.applies(request_data.query):
@@ -231,7 +231,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
                                 request_data.operation_name)
         kept, lookup, _ = await responses.reuse(place, context.services.audit) if place is not None else \
             (None, None, False)
-        context.services.metrics.responses.labels("hit" if kept else "miss").inc()
+        context.services.metrics.of(context.services.metrics.responses, "hit" if kept else "miss").inc()
         if kept is not None:  # audited again by `reuse`
             return ExecutionResult(data=kept.data, errors=None)
         return await self._compute(request, request_adapter, sub_response, context, root_value, request_data,

@@ -234,7 +234,7 @@ class Gateway:
             for pid in need:
                 outcomes[pid] = self._outcome(source, results[pid], entries[pid])
         for outcome in outcomes.values():
-            self._metrics.source_states.labels(source.id, outcome.state.value).inc()
+            self._metrics.of(self._metrics.source_states, source.id, outcome.state.value).inc()
         return outcomes
 
     def _decode(self, key: str, raw: bytes | None, pid: str) -> Cached | None:
@@ -261,11 +261,12 @@ class Gateway:
                 fresh = age < source.cache_ttl
                 failed = not fresh and (self._refresh_failed.get(keys[pid]) or 0.0) > entry.at
                 outcomes[pid] = _stale(source.id, entry) if failed else _ok(source.id, entry)
-                self._metrics.cache.labels(source.id, "hit" if fresh else "stale" if failed else "revalidate").inc()
+                result = "hit" if fresh else "stale" if failed else "revalidate"
+                self._metrics.of(self._metrics.cache, source.id, result).inc()
                 if not fresh:
                     revalidate.append(pid)
             else:
-                self._metrics.cache.labels(source.id, "miss").inc()
+                self._metrics.of(self._metrics.cache, source.id, "miss").inc()
                 need.append(pid)
         return need, revalidate
 
@@ -274,9 +275,9 @@ class Gateway:
             return _ok(source.id, result)
         if result.kind in ("deadline", "peer_failed"):
             log.warning("source.no_answer", source=source.id, kind=result.kind)
-            self._metrics.upstream_errors.labels(source.id, result.kind).inc()
+            self._metrics.of(self._metrics.upstream_errors, source.id, result.kind).inc()
         if previous is not None and time.time() - previous.at < source.cache_ttl + source.stale_ttl:
-            self._metrics.cache.labels(source.id, "stale").inc()
+            self._metrics.of(self._metrics.cache, source.id, "stale").inc()
             return _stale(source.id, previous)
         return SourceOutcome(source.id, SourceState.UNAVAILABLE, message=result.message)
 
@@ -338,7 +339,7 @@ class Gateway:
         except CircuitOpen:
             if tracing.on():
                 get_current_span().set_attribute("bff.breaker", "open")
-            self._metrics.upstream_errors.labels(source.id, "circuit_open").inc()
+            self._metrics.of(self._metrics.upstream_errors, source.id, "circuit_open").inc()
             return {pid: Failure(CIRCUIT_TEXT, "circuit_open") for pid in pids}
         except UpstreamError as exc:
             log.warning("source.failed", source=source.id, reason=exc.reason)
@@ -378,12 +379,12 @@ class Gateway:
         try:
             result = await self._connectors[source.id].fetch(pids, window)
         except UpstreamError as exc:
-            self._metrics.upstream_requests.labels(source.id, "error").inc()
-            self._metrics.upstream_errors.labels(source.id, exc.kind).inc()
+            self._metrics.of(self._metrics.upstream_requests, source.id, "error").inc()
+            self._metrics.of(self._metrics.upstream_errors, source.id, exc.kind).inc()
             raise
         finally:
-            self._metrics.upstream_latency.labels(source.id).observe(time.perf_counter() - started)
-        self._metrics.upstream_requests.labels(source.id, "ok").inc()
+            self._metrics.of(self._metrics.upstream_latency, source.id).observe(time.perf_counter() - started)
+        self._metrics.of(self._metrics.upstream_requests, source.id, "ok").inc()
         return result
 
 

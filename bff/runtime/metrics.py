@@ -3,10 +3,13 @@ as in the tests). Labels name sources and outcomes, never persons."""
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 """No `*_created` series: in the text format Prometheus scrapes they are one more series per
@@ -18,6 +21,8 @@ class Metrics:
     """The BFF's metrics."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        """`of`'s children, by metric and label values."""
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.upstream_requests = Counter("bff_upstream_requests", "Calls to providers, by outcome",
@@ -49,5 +54,16 @@ class Metrics:
         self.graphql_requests = Counter("bff_graphql_requests", "GraphQL HTTP requests by status class",
                                         ["status"], registry=r)
 
+    def of(self, metric: M, *values: str) -> M:
+        """`metric.labels(*values)`, made once: a cold list counts some thirty of them, and
+        prometheus-client checks and locks on every `labels` call. Label values are
+        sources and fixed outcomes, so the children are few."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
