@@ -25,7 +25,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from bff.runtime import tracing
 from bff.store.lane import Lane
@@ -49,7 +48,7 @@ writes are lost if the machine itself fails)."""
 
 def _options(size: int, wait: float) -> dict[str, object]:
     return {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": SOCKET_TIMEOUT,
-            "retry": Retry(NoBackoff(), 1), "health_check_interval": 10,
+            "retry": AsyncRetry(NoBackoff(), 1), "health_check_interval": 10,
             "max_connections": size, "timeout": wait}
 
 
