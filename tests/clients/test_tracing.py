@@ -104,4 +104,5 @@ async def test_one_list_request_is_one_trace_from_the_caller_to_each_provider(bf
     assert not [t for t in texts if any(x in t for x in secrets_of_people)]
     # The request's log lines carry its trace id.
     lines = [json.loads(line) for line in running.output.splitlines() if line.startswith("{")]
-    assert any(line.get("trace_id") == trace_id for line in lines)
+    assert any(line.get("trace_id") == trace_id for line in lines), (  # what there was, should it ever fail
+        trace_id, [(line.get("logger"), str(line.get("event"))[:80], line.get("trace_id")) for line in lines][-20:])
