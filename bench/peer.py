@@ -5,7 +5,7 @@ file, its JWKS from the bench's development key, its response cache on (`PEER_CA
 The comparison is issue 21's: five sources (three hospitals, the pilot GP, Oslo), 30
 appointments per person (6 per source), FHIR pages of 5 — so 10 upstream calls per cold
 list with the directory's — every call 50 ms, each server pinned to the same one core
-(`SERVER_CPUS`) while the load generator and the providers run on the others.
+while the load generator and the providers run on the others (`pinning`).
 
 `../shared` may be read-only (it is on CI): the peer is copied to the run's temporary
 folder and installed there with `npm ci` from its lock file."""

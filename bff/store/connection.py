@@ -102,21 +102,21 @@ class _Redis(Redis):
     connection."""
 
     _lane: Lane | None = None
-    _laned = False
+
+    @classmethod
+    def laned(cls, pool: BlockingConnectionPool) -> _Redis:
+        """A client of `pool`, with a lane to its server where a lane can speak for it
+        (not TLS; replies as bytes, as the lane gives them)."""
+        client = cast(_Redis, cls.from_pool(pool))
+        if not pool.connection_kwargs.get("decode_responses"):
+            client._lane = Lane.of(client, SOCKET_TIMEOUT)
+        return client
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        if args[0] in LANED and not tracing.on():
-            lane = self._lane if self._laned else self._open_lane()
-            if lane is not None:
-                return await self._through(lane, args, options)
+        if self._lane is not None and args[0] in LANED and not tracing.on():
+            return await self._through(self._lane, args, options)
         with _as_redis_errors():
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
-
-    def _open_lane(self) -> Lane | None:
-        self._laned = True
-        if not self.connection_pool.connection_kwargs.get("decode_responses"):
-            self._lane = Lane.of(self, SOCKET_TIMEOUT)
-        return self._lane
 
     async def _through(self, lane: Lane, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
         try:
@@ -209,8 +209,8 @@ async def open_redis(url: str | None, cluster: bool = False) -> AsyncIterator[tu
 
 @contextlib.asynccontextmanager
 async def _clients(pool: Callable[[int, float], BlockingConnectionPool]) -> AsyncIterator[tuple[Redis, Redis]]:
-    shared = _Redis.from_pool(pool(POOL_SIZE, POOL_WAIT))
-    webhooks = _Redis.from_pool(pool(WEBHOOK_POOL_SIZE, WEBHOOK_POOL_WAIT))
+    shared = _Redis.laned(pool(POOL_SIZE, POOL_WAIT))
+    webhooks = _Redis.laned(pool(WEBHOOK_POOL_SIZE, WEBHOOK_POOL_WAIT))
     try:
         yield shared, webhooks
     finally:
