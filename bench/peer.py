@@ -38,10 +38,12 @@ def pinning() -> tuple[list[str], list[str]]:
     return ["taskset", "-c", "0"], ["taskset", "-c", f"1-{cores - 1}"]
 
 
-def five_sources(sources_toml: str) -> str:
-    """The bench's sources file without `LEFT_OUT`."""
-    head, *blocks = sources_toml.split("[[sources]]")
-    return "[[sources]]".join([head, *(b for b in blocks if f'id = "{LEFT_OUT}"' not in b)])
+def five_sources(folder: Path) -> Path:
+    """The bench's sources file without `LEFT_OUT`, written into `folder`."""
+    head, *blocks = (Path(__file__).resolve().parent / "sources.toml").read_text("utf-8").split("[[sources]]")
+    path = folder / "peer-sources.toml"
+    path.write_text("[[sources]]".join([head, *(b for b in blocks if f'id = "{LEFT_OUT}"' not in b)]), "utf-8")
+    return path
 
 
 def available() -> str | None:

