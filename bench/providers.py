@@ -112,7 +112,8 @@ def app(providers: Providers) -> Starlette:
         providers.calls["persons"] += 1
         arrived = time.time()
         if providers.directory_latency:
-            await asyncio.sleep(providers.directory_latency)
+            await asyncio.sleep(max(0.0, providers.directory_latency + random.uniform(-providers.jitter,
+                                                                                      providers.jitter)))
         pid = request.path_params["pid"]
         providers.timeline.append(("persons", arrived, time.time(), pid))
         return JSONResponse({"pid": pid, "name": "Bench Person", "birthDate": "1980-01-01", "confidential": False,

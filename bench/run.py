@@ -198,8 +198,10 @@ class Bench:
 
         shape = ["--per-source", str(peer.PER_SOURCE), "--page-size", str(peer.PAGE_SIZE), "--big-per-source",
                  str(peer.BIG_PER_SOURCE)] if peer_shape else []
+        # In (p) every call takes the providers' latency, the directory's too (issue 21's shape).
+        directory_ms = LATENCY_MS if peer_shape else self.directory_ms
         return [sys.executable, "-m", "bench.providers", "--port", str(port), "--latency-ms", str(LATENCY_MS),
-                "--jitter-ms", str(JITTER_MS), "--directory-ms", str(self.directory_ms), *shape]
+                "--jitter-ms", str(JITTER_MS), "--directory-ms", str(directory_ms), *shape]
 
     def start(self, stack: ExitStack) -> None:
         py = sys.executable
@@ -491,17 +493,26 @@ class PeerComparison:
              fresh: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
         bench = self.bench
         rounds: dict[str, list[dict[str, Any]]] = {"bff": [], "peer": []}
+        cpu = {"bff": 0.0, "peer": 0.0}
+        pids = {"bff": bench.procs["peer-bff"].pid, "peer": bench.procs["peer"].pid}
         offset = bench.cold_offset
         for n in range(bench.rounds):
             order = [("bff", self.bff, bff_doc), ("peer", self.url, peer_doc)]
             for side, url, doc in order if n % 2 == 0 else order[::-1]:
+                before = cpu_seconds(pids[side])
                 rounds[side].append(bench.wrk(url, tokens, first, 16, bench.seconds, document=doc,
                                               offset=offset if fresh else 0, cpus=self.other_cpus))
+                cpu[side] += cpu_seconds(pids[side]) - before
             if fresh:
                 offset += max(r["requests"] for r in (rounds["bff"][-1], rounds["peer"][-1])) + 16
         if fresh:
             bench.cold_offset = offset
-        return summary(rounds["bff"]), summary(rounds["peer"])
+        bff, peer = summary(rounds["bff"]), summary(rounds["peer"])
+        for side, result in (("bff", bff), ("peer", peer)):
+            # The server's CPU over its own rounds, per answer: what a pinned core's
+            # throughput comes down to once the server is busy all the time.
+            result["cpu_ms_per_request"] = cpu[side] / max(1, result["requests"]) * 1000
+        return bff, peer
 
     def warm_both(self, tokens: Path, first: int, bff_doc: dict[str, str], peer_doc: dict[str, str]) -> None:
         with httpx.Client(timeout=30) as client:
@@ -683,7 +694,8 @@ def table(results: dict[str, Any]) -> str:
             lines.append(f"| (p) {label}, 16 connections | {bff['p50_ms']:.1f} / {bff['p95_ms']:.1f} / "
                          f"{bff['p99_ms']:.1f} | {bff['rps']:.0f} | peer {peer['p50_ms']:.1f} / {peer['p95_ms']:.1f} / "
                          f"{peer['p99_ms']:.1f} | peer {peer['rps']:.0f} | BFF / peer: {row['rps_ratio']:.2f}× rps, "
-                         f"{row['p50_ratio']:.2f}× p50 |")
+                         f"{row['p50_ratio']:.2f}× p50; CPU per answer {bff['cpu_ms_per_request']:.2f} / "
+                         f"{peer['cpu_ms_per_request']:.2f} ms |")
     if "g" in results:
         g = results["g"]
         for run in g["runs"]:
@@ -704,7 +716,9 @@ def table(results: dict[str, Any]) -> str:
 def table_p(p: dict[str, Any]) -> str:
     return "\n".join(f"{name:10} BFF {r['bff']['rps']:7.0f} rps p50 {r['bff']['p50_ms']:6.1f} ms | peer "
                      f"{r['peer']['rps']:7.0f} rps p50 {r['peer']['p50_ms']:6.1f} ms | "
-                     f"BFF/peer {r['rps_ratio']:.2f}x rps {r['p50_ratio']:.2f}x p50" for name, r in p.items())
+                     f"BFF/peer {r['rps_ratio']:.2f}x rps {r['p50_ratio']:.2f}x p50 | CPU per answer "
+                     f"{r['bff']['cpu_ms_per_request']:.2f} / {r['peer']['cpu_ms_per_request']:.2f} ms"
+                     for name, r in p.items())
 
 
 def targets(results: dict[str, Any]) -> dict[str, bool]:
