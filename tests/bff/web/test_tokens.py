@@ -106,6 +106,15 @@ def _forge(idp: Idp, case: str) -> str:
     claims = {"pid": PEOPLE["asane"].pid, "acr": "idporten-loa-high", "iss": ISSUER, "aud": AUDIENCE,
               "iat": int(time.time()), "exp": int(time.time()) + 300}
     payload = _b64(json.dumps(claims).encode())
+    valid = idp.token()
+    if case == "not-a-jwt":
+        return "not-a-jwt"
+    if case == "header-not-json":
+        return f"{_b64(b'nope')}.{payload}.{valid.rsplit('.', 1)[1]}"
+    if case == "header-not-an-object":
+        return f"{_b64(b'[1]')}.{payload}.{valid.rsplit('.', 1)[1]}"
+    if case == "junk-in-header":  # a header that reads (base64 skips junk) but is not base64url
+        return "!!" + valid
     if case == "alg-none":
         return f"{_b64(json.dumps({'alg': 'none', 'kid': 'k1'}).encode())}.{payload}."
     if case == "hmac-with-public-key":
@@ -129,7 +138,8 @@ def _forge(idp: Idp, case: str) -> str:
     return tokens[case]()
 
 
-@pytest.mark.parametrize("case", ["bad-signature", "alg-none", "hmac-with-public-key", "wrong-issuer",
+@pytest.mark.parametrize("case", ["not-a-jwt", "header-not-json", "header-not-an-object", "junk-in-header",
+                                  "bad-signature", "alg-none", "hmac-with-public-key", "wrong-issuer",
                                   "wrong-audience", "expired", "not-yet-valid", "issued-in-the-future", "id-token",
                                   "wrong-typ", "no-pid", "bad-pid", "no-exp"])
 async def test_bad_tokens_are_401_with_invalid_token(guarded: Bff, idp: Idp, case: str) -> None:
