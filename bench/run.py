@@ -514,6 +514,15 @@ class PeerComparison:
             result["cpu_ms_per_request"] = cpu[side] / max(1, result["requests"]) * 1000
         return bff, peer
 
+    def warm_up_cold(self, tokens: Path, doc: dict[str, str]) -> None:
+        """A few seconds of cold lists on each side, not measured: the peer's first round
+        otherwise pays for V8 compiling its hot paths (p50 ~500 ms against ~220 after),
+        the BFF's for its first connections to each provider."""
+        bench = self.bench
+        for url in (self.bff, self.url):
+            result = bench.wrk(url, tokens, 100, 16, 3, document=doc, offset=bench.cold_offset, cpus=self.other_cpus)
+            bench.cold_offset += result["requests"] + 16
+
     def warm_both(self, tokens: Path, first: int, bff_doc: dict[str, str], peer_doc: dict[str, str]) -> None:
         with httpx.Client(timeout=30) as client:
             for _ in range(2):
@@ -529,6 +538,7 @@ class PeerComparison:
         trusted = {"documentId": appointments_document()}
         out: dict[str, Any] = {}
         cold = bench.tokens(pids(20_000, 300_000), "peer-cold")
+        self.warm_up_cold(cold, adhoc)
         out["cold"] = self.pair(cold, 100, adhoc, adhoc, fresh=True)
         one = bench.tokens(pids(1, 20_000), "peer-one")
         self.warm_both(one, 100, adhoc, adhoc)
