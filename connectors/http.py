@@ -197,8 +197,8 @@ async def send(source: str, client: ProviderClient, request: Request) -> Respons
     (every request and cancellation step has one while traces are recorded) it is a client
     span (source, method, host, status; never the URL, which names a person) and carries
     the W3C `traceparent` to the provider. Outside one it is sent as it is: asking the
-    current span is a context lookup, where asking for the tracer provider reads the
-    environment on every call (~1 % of a cold list's CPU)."""
+    current span is a context lookup (~0.4 µs), where asking for the tracer provider reads
+    the environment on every call (~2 µs)."""
     if not trace.get_current_span().get_span_context().is_valid or \
             isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return await _send(source, client, request)
