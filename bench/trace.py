@@ -8,6 +8,8 @@ time of its first and of its last occurrence in a request.
 
     python -m bench.trace                  # 200 cold requests
     python -m bench.trace --requests 500 --directory-ms 20
+    python -m bench.trace --peer-shape --connections 16 --requests 1500
+                                           # (p)'s shape under (p)'s load: where queueing adds
 
 The marks:
 
@@ -35,9 +37,11 @@ import inspect
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
@@ -77,28 +81,28 @@ def _wrapped(function: Callable[..., Any], label: str) -> Callable[..., Any]:
 
 def _instrument() -> None:
     """Wrap the steps named in the module's docstring, wherever they are looked up."""
-    import resolvers.query
     import strawberry.schema.schema as strawberry_schema
 
     import bff.readpath.appointments
     import bff.store.cache
     import bff.web.auth
-    import connectors.base
-    import connectors.fhir
+    import connectors.fhir.connector
+    import connectors.http
     import connectors.municipal
     import connectors.persons
+    import resolvers.appointments.listing
     import resolvers.loaders
 
     targets: list[tuple[Any, str, str, list[Any]]] = [
-        (bff.auth.TokenVerifier, "verify", "token", []),
+        (bff.web.auth.TokenVerifier, "verify", "token", []),
         (strawberry_schema.Schema, "execute", "execute", []),
         (resolvers.loaders.AppointmentsBySourceLoader, "start_own_list", "list", []),
-        (bff.cache.AppointmentCache, "read_or_lease", "redis", []),
+        (bff.store.cache.AppointmentCache, "read_or_lease", "redis", []),
         (connectors.persons.HttpPersonDirectory, "get", "directory", []),
-        (connectors.fhir.FhirConnector, "fetch", "provider", []),
+        (connectors.fhir.connector.FhirConnector, "fetch", "provider", []),
         (connectors.municipal.MunicipalConnector, "fetch", "provider", []),
-        (connectors.base, "send", "http", [connectors.fhir, connectors.municipal, connectors.persons]),
-        (bff.readpath.appointments, "visible_rows", "rows", [resolvers.query]),
+        (connectors.http, "send", "http", [connectors.fhir.connector, connectors.municipal, connectors.persons]),
+        (bff.readpath.appointments, "visible_rows", "rows", [resolvers.appointments.listing]),
     ]
     for owner, name, label, importers in targets:
         wrapped = _wrapped(getattr(owner, name), label)
@@ -146,26 +150,38 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--directory-ms", type=float, default=0,
                         help="let the person directory answer after this long (default at once)")
+    parser.add_argument("--peer-shape", action="store_true",
+                        help="scenario (p)'s providers and query (5 sources x 6, pages of 5, the directory's 50 ms)")
+    parser.add_argument("--connections", type=int, default=1,
+                        help="requests in flight at once (16: as (p)'s wrk; the BFF then pinned to CPU 0)")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, os.environ["BENCH_TRACE_OUT"])
         return
-    bench = run.Bench(quick=True, directory_ms=args.directory_ms)
+    bench = run.Bench(quick=True, directory_ms=args.directory_ms, peer_shape=args.peer_shape)
     out = bench.tmp / "trace.jsonl"
-    warmup = 20
+    warmup = 20 * args.connections
     with ExitStack() as stack:
         stack.callback(bench.cleanup)
         bench.start(stack)
         url = bench.start_extra_bff(stack, "trace",
                                     lambda port: [sys.executable, "-m", "bench.trace", "--serve", str(port)],
                                     run.ROOT.parent, {"BENCH_TRACE_OUT": str(out)})
+        if args.connections > 1:
+            subprocess.run(["taskset", "-pc", "0", str(bench.procs["trace"].pid)], check=True, capture_output=True)
         tokens = bench.tokens(run.pids(args.requests + warmup, 60_000), "trace").read_text().split()
-        body = {"query": run.QUERY, "variables": {"first": 50}}
-        with httpx.Client(timeout=30) as client:
-            for token in tokens:
-                client.post(f"{url}/graphql", json=body,
-                            headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+        body = {"query": run.PEER_QUERY, "variables": {"first": 100}} if args.peer_shape else \
+            {"query": run.QUERY, "variables": {"first": 50}}
+
+        def send_all(mine: list[str]) -> None:
+            with httpx.Client(timeout=30) as client:
+                for token in mine:
+                    client.post(f"{url}/graphql", json=body,
+                                headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+
+        with ThreadPoolExecutor(args.connections) as pool:
+            list(pool.map(send_all, [tokens[n::args.connections] for n in range(args.connections)]))
         time.sleep(0.2)
         requests = [json.loads(line) for line in out.read_text().splitlines()][warmup:]
     print(report(requests))
