@@ -464,6 +464,7 @@ class PeerComparison:
         sources = peer.five_sources(bench.tmp)
         port = free_port()
         providers = f"http://127.0.0.1:{port}"
+        self.providers = providers
         proc = subprocess.Popen([*self.other_cpus, *bench.providers_command(port, peer_shape=True)], env=bench.env(),
                                 cwd=ROOT.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stack.callback(proc.terminate)
@@ -500,9 +501,12 @@ class PeerComparison:
             order = [("bff", self.bff, bff_doc), ("peer", self.url, peer_doc)]
             for side, url, doc in order if n % 2 == 0 else order[::-1]:
                 before = cpu_seconds(pids[side])
+                self.timeline()
                 rounds[side].append(bench.wrk(url, tokens, first, 16, bench.seconds, document=doc,
                                               offset=offset if fresh else 0, cpus=self.other_cpus))
                 cpu[side] += cpu_seconds(pids[side]) - before
+                if fresh:
+                    rounds[side][-1]["upstream_chain_ms"] = upstream_chains(self.timeline())
             if fresh:
                 offset += max(r["requests"] for r in (rounds["bff"][-1], rounds["peer"][-1])) + 16
         if fresh:
@@ -512,7 +516,15 @@ class PeerComparison:
             # The server's CPU over its own rounds, per answer: what a pinned core's
             # throughput comes down to once the server is busy all the time.
             result["cpu_ms_per_request"] = cpu[side] / max(1, result["requests"]) * 1000
+            if fresh:
+                result["upstream_chain_p50_ms"] = statistics.median(
+                    ms for r in result["rounds"] for ms in r["upstream_chain_ms"])
         return bff, peer
+
+    def timeline(self) -> list[list[Any]]:
+        """The (p) providers' calls since the last look (and forget them)."""
+        calls: list[list[Any]] = httpx.post(self.providers + "/_admin/timeline", timeout=30).json()
+        return calls
 
     def warm_up_cold(self, tokens: Path, doc: dict[str, str]) -> None:
         """A few seconds of cold lists on each side, not measured: the peer's first round
@@ -651,6 +663,20 @@ def slowest_upstream(calls: list[list[Any]]) -> list[float]:
     return list(slowest.values())
 
 
+def upstream_chains(calls: list[list[Any]]) -> list[float]:
+    """Per cold list (one person each), in ms as the providers saw it, the least it can
+    take: the directory's answer (which says which GP and municipal sources apply), then
+    the slowest source's calls one after another (a page's `next` link is known only
+    from the page before). Summed, not spanned, so time a server spends between calls
+    is not counted."""
+    own: dict[str, dict[str, float]] = {}
+    for provider, arrived, answered, pid in calls:
+        spent = own.setdefault(pid, {})
+        spent[provider] = spent.get(provider, 0.0) + (answered - arrived) * 1000
+    return [round(spent.get("persons", 0.0) + max((ms for p, ms in spent.items() if p != "persons"), default=0.0), 1)
+            for spent in own.values()]
+
+
 def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One side of a paired scenario: median percentiles over its rounds, total throughput."""
     requests = sum(r["requests"] for r in rounds)
@@ -724,11 +750,36 @@ def table(results: dict[str, Any]) -> str:
 
 
 def table_p(p: dict[str, Any]) -> str:
-    return "\n".join(f"{name:10} BFF {r['bff']['rps']:7.0f} rps p50 {r['bff']['p50_ms']:6.1f} ms | peer "
-                     f"{r['peer']['rps']:7.0f} rps p50 {r['peer']['p50_ms']:6.1f} ms | "
-                     f"BFF/peer {r['rps_ratio']:.2f}x rps {r['p50_ratio']:.2f}x p50 | CPU per answer "
-                     f"{r['bff']['cpu_ms_per_request']:.2f} / {r['peer']['cpu_ms_per_request']:.2f} ms"
-                     for name, r in p.items())
+    rows = [f"{name:10} BFF {r['bff']['rps']:7.0f} rps p50 {r['bff']['p50_ms']:6.1f} ms | peer "
+            f"{r['peer']['rps']:7.0f} rps p50 {r['peer']['p50_ms']:6.1f} ms | "
+            f"BFF/peer {r['rps_ratio']:.2f}x rps {r['p50_ratio']:.2f}x p50 | CPU per answer "
+            f"{r['bff']['cpu_ms_per_request']:.2f} / {r['peer']['cpu_ms_per_request']:.2f} ms"
+            for name, r in p.items()]
+    return "\n".join([*rows, chain_note(p), warm_note(p)])
+
+
+def chain_note(p: dict[str, Any]) -> str:
+    """What the providers alone take per cold list, beside the cold p50 target."""
+    cold = p["cold"]
+    chain = {side: cold[side].get("upstream_chain_p50_ms") for side in ("bff", "peer")}
+    if None in chain.values():
+        return ""
+    floor = 0.9 * cold["peer"]["p50_ms"]
+    return (f"cold: the providers alone take (directory, then the slowest source's calls one after another) "
+            f"p50 {chain['bff']:.1f} ms for the BFF's lists, {chain['peer']:.1f} for the peer's; over that, "
+            f"the BFF {cold['bff']['p50_ms'] - chain['bff']:+.1f} ms and the peer "
+            f"{cold['peer']['p50_ms'] - chain['peer']:+.1f} ms. The target, 0.9x the peer's p50, is {floor:.1f} ms: "
+            f"{floor - chain['bff']:+.1f} ms over the providers' own time")
+
+
+def warm_note(p: dict[str, Any]) -> str:
+    """The warm ad-hoc p50 target beside what 16 connections allow: with every connection
+    always waiting for an answer, the mean latency is 16 / throughput (Little's law)."""
+    warm = p["warm"]
+    return (f"warm: 16 connections always waiting, so mean latency = 16 / throughput: p50 <= 2 ms needs about "
+            f"{16 / 0.002:,.0f} answers/s, {1000 / (16 / 0.002):.3f} ms of CPU per answer at most; CPU per answer "
+            f"is {warm['bff']['cpu_ms_per_request']:.3f} ms for the BFF, {warm['peer']['cpu_ms_per_request']:.3f} "
+            f"for the peer (whose p50 is {warm['peer']['p50_ms']:.1f} ms)")
 
 
 def targets(results: dict[str, Any]) -> dict[str, bool]:
@@ -815,6 +866,9 @@ def main() -> None:
     for name in (f"{stamp}.json", "latest.json"):
         (out / name).write_text(json.dumps(report, indent=2) + "\n")
     print(table(results))
+    if "p" in results:
+        print(chain_note(results["p"]))
+        print(warm_note(results["p"]))
     print(f"(a)–(c): BFF and baseline in {bench.rounds} alternating rounds of {bench.seconds} s each; "
           "percentiles are the median over the rounds")
     print()
