@@ -13,7 +13,8 @@ from aiodataloader import DataLoader, Loader, dispatch_queue
 from redis.exceptions import RedisError
 
 from bff.cancellation.store import CancellationRecord, CancellationStore
-from bff.domain.rules import applies_to_everyone
+from bff.domain.access import may_consult
+from bff.domain.rules import ALL_KINDS, applies_to_everyone
 from bff.domain.sources import SourceConfig, SourcesFile
 from bff.domain.timez import start_of_day
 from bff.readpath.appointments import PersonLookup
@@ -98,17 +99,37 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         """The viewer's own list is wanted from `sources` (each with whether its history is):
         read their entries while the directory says which of them apply, and, when this
         list is all the request asks for, ask the sources that apply to everyone — the
-        hospitals — at once. Their calls need nothing from the directory, so they no longer
-        wait for its answer (with other lists in the request they wait, to be asked for
+        hospitals — at once, and the others (GP, municipality) as soon as the directory's
+        answer says they apply. Neither waits for the list's resolver to be resumed and
+        its batch dispatched (with other lists in the request they wait, to be asked for
         every person of the request in one call)."""
         self.ahead.start(sources, pid, self._today)
         if not alone:
             return
         for source, history in sources:
-            key = (source.id, pid, history)
-            if applies_to_everyone(source) and key not in self._started:
-                self._started[key] = self._gateway.start_fetch(source, [pid], history, self._today, self._deadline,
-                                                               self.ahead)
+            if applies_to_everyone(source):
+                self._start(source, pid, history)
+        routed = [(source, history) for source, history in sources if not applies_to_everyone(source)]
+        if routed:
+            self._persons.load(pid).add_done_callback(lambda looked_up: self._start_routed(routed, pid, looked_up))
+
+    def _start_routed(self, sources: list[tuple[SourceConfig, bool]], pid: str,
+                      looked_up: asyncio.Future[PersonLookup]) -> None:
+        """Once the viewer's record is known: ask the sources it routes them to, by the
+        rule the list's `choose` applies to one's own list (all kinds; only what the
+        directory says applies). The resolver's batch then finds them asked."""
+        if looked_up.cancelled() or looked_up.exception() is not None:
+            return  # the resolver meets the same failure, and answers it
+        lookup = looked_up.result()
+        for source, history in sources:
+            if lookup.ok and may_consult(source, ALL_KINDS, lookup.record):
+                self._start(source, pid, history)
+
+    def _start(self, source: SourceConfig, pid: str, history: bool) -> None:
+        key = (source.id, pid, history)
+        if key not in self._started:
+            self._started[key] = self._gateway.start_fetch(source, [pid], history, self._today, self._deadline,
+                                                           self.ahead)
 
     def do_resolve_reject(self, key: SourceKey, future: asyncio.Future[SourceOutcome]) -> None:
         """Queue the key; the first key of a batch schedules a dispatch that waits until the

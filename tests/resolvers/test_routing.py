@@ -54,3 +54,21 @@ async def test_directory_down_hospitals_answer_and_gp_municipal_are_unavailable(
     assert states["bergen-kommune"] == "UNAVAILABLE"
     assert states["fastlege-pilot"] == "UNAVAILABLE"
     assert data["appointments"]["totalCount"] == 5
+
+
+@pytest.mark.parametrize(("variables", "fastlege_calls"), [
+    ({}, 1),
+    ({"filter": {"includePast": True}}, 1),
+    ({"filter": {"sourceIds": ["helse-vest", "bergen-kommune"]}}, 0),
+    ({"filter": {"sourceKinds": ["HOSPITAL"]}}, 0),
+])
+async def test_own_list_asks_the_gp_once_as_soon_as_the_directory_routes_there(
+        bff: Bff, sandbox: Sandbox, variables: dict[str, object], fastlege_calls: int) -> None:
+    # An own list alone asks the GP pilot when the directory's answer arrives, before its
+    # resolver's batch is dispatched; the batch must find that call (same history flag),
+    # not make a second one, and a filter that leaves the GP out must keep it unasked.
+    data = await bff.query(LIST, variables, who="asane")
+    calls = await sandbox.calls()
+    assert calls.get("fastlege", 0) == fastlege_calls
+    assert ("fastlege-pilot" in consulted(data)) == bool(fastlege_calls)
+    assert calls.get("persons") == 1
