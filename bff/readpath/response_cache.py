@@ -166,8 +166,9 @@ class ResponseCache:
         written by the same Redis command that confirms it (one round trip); else None
         and where to keep the answer computed now (None when it may not be kept: Redis
         cannot say, or a person has no generation yet). That command also counts the
-        request (`count`, the viewer's rate limit) when there is one to confirm: the last
-        value says whether it did. Raises `Limited` when the request is over the limit."""
+        request (`count`, the viewer's rate limit), and so does the one that reads the
+        generations when there is none to confirm: the last value says whether it was
+        counted. Raises `Limited` when the request is over the limit."""
         kept = self._kept.get(place.key)
         current: list[bytes | None] | list[bytes] | None
         if kept is not None and time.monotonic() < kept.expires:
@@ -180,6 +181,14 @@ class ResponseCache:
             if current is None:
                 return kept, None, True
             counted = count is not None
+        elif count is not None:
+            # Not kept here: the generations, to keep the answer computed now under, are
+            # read by the command that counts the request (one round trip, not two).
+            try:
+                current = await self._cache.generations(place.persons, count)
+            except (RedisError, OSError):
+                return None, None, False  # counted (or refused) by the caller, on its own
+            counted = True
         else:
             current = await self._cache.generations(place.persons)
             counted = False

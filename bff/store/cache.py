@@ -137,6 +137,9 @@ Write = tuple[dict[str, bytes], int, list[str], list[str], asyncio.Future[list[A
 Command = tuple[str | None, list[str], list[Any]]
 """A script (or None for MGET), its keys and its ARGV."""
 GENERATION_TTL = 24 * 3600
+NO_GENERATION = b""
+"""What no generation is (they are random hex tokens): expected by a read that only wants
+the generations as they are."""
 
 
 class AppointmentCache:
@@ -189,16 +192,24 @@ class AppointmentCache:
         if changed:
             await self._write({}, 0, changed, [], "bump")
 
-    async def generations(self, pseudonyms: list[str]) -> list[bytes] | None:
+    async def generations(self, pseudonyms: list[str], count: Count | None = None) -> list[bytes] | None:
         """The persons' generations (by pseudonym); None when Redis cannot say or a person
-        has none yet — then nothing may be reused."""
-        if time.monotonic() < self._down_until:
-            return None
-        try:
-            values = await self._read([self.generation_key(p) for p in pseudonyms])
-        except (RedisError, OSError):
-            return None
-        found = [_as_bytes(v) for v in values]
+        has none yet — then nothing may be reused. With `count`, the same round trip
+        counts the request in its rate-limit window (`append_if_current` expecting what no
+        generation is, so it appends nothing and answers the generations): over the limit,
+        `Limited` is raised. Raises RedisError then when Redis fails: nothing is counted."""
+        found: list[bytes | None] | None
+        if count is not None:
+            found = await self.append_if_current(pseudonyms, [NO_GENERATION] * len(pseudonyms), [], count)
+            if found is None:  # every generation "as expected": none is what it should be
+                return None
+        else:
+            if time.monotonic() < self._down_until:
+                return None
+            try:
+                found = [_as_bytes(v) for v in await self._read([self.generation_key(p) for p in pseudonyms])]
+            except (RedisError, OSError):
+                return None
         if any(v is None for v in found):
             return None
         return cast(list[bytes], found)

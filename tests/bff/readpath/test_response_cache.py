@@ -143,6 +143,25 @@ async def test_a_reused_answer_is_confirmed_and_audited_in_one_round_trip(bff: B
     assert await redis.xlen(stream) == before + 1
 
 
+async def test_a_computed_answer_is_counted_by_the_command_that_reads_its_generations(
+        bff: Bff, make_bff: Any, sandbox: Sandbox) -> None:
+    from tests.bff.processes import round_trips
+
+    sent: list[list[str]] = []
+    with round_trips(bff.app.state.services.redis, sent):
+        cold = await ask(bff, "asane")  # nothing kept yet: computed, and kept under its generations
+    assert cold["data"]["appointments"]["totalCount"] == 10
+    counting = [" ".join(args) for args in sent if any(":rate:" in arg for arg in args)]
+    assert len(counting) == 1, "counted once"
+    assert ":gen:" in counting[0], "the rate limit and the generations to keep the answer under share one round trip"
+    limited = await make_bff(rate_limit_per_minute=1)
+    await sandbox.clear()
+    assert (await ask(limited, "gp_other"))["data"]["appointments"]["totalCount"] >= 0
+    refused = await limited.http.post(f"{limited.url}/graphql", json={"documentId": APPOINTMENTS},
+                                      headers={"Authorization": f"Bearer {limited.token('gp_other')}"})
+    assert refused.status_code == 429 and refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
 async def test_a_reused_answer_counts_against_the_rate_limit_and_a_refused_one_is_not_audited(
         make_bff: Any, redis: Any, redis_prefix: str) -> None:
     limited = await make_bff(rate_limit_per_minute=4)
