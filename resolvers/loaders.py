@@ -121,8 +121,10 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         if looked_up.cancelled() or looked_up.exception() is not None:
             return  # the resolver meets the same failure, and answers it
         lookup = looked_up.result()
+        if not lookup.ok:
+            return  # the directory could not say: reported UNAVAILABLE, never asked
         for source, history in sources:
-            if lookup.ok and may_consult(source, ALL_KINDS, lookup.record):
+            if may_consult(source, ALL_KINDS, lookup.record):
                 self._start(source, pid, history)
 
     def _start(self, source: SourceConfig, pid: str, history: bool) -> None:
