@@ -289,13 +289,13 @@ class Bench:
         self.cold_offset = offset if fresh_tokens else self.cold_offset
         return summary(rounds["bff"]), summary(rounds["baseline"])
 
-    def provider_timeline(self, client: httpx.Client | None = None) -> list[list[Any]]:
+    def provider_timeline(self, client: httpx.Client | None = None, providers: str | None = None) -> list[list[Any]]:
         """The provider calls since the last look (and forget them); through `client` when
-        given (a measuring loop's own)."""
+        given (a measuring loop's own); of `providers` (a base URL) when not the bench's own."""
         if client is None:
             with httpx.Client(timeout=30) as own:
-                return self.provider_timeline(own)
-        calls: list[list[Any]] = client.post(self.urls["providers"] + "/_admin/timeline").json()
+                return self.provider_timeline(own, providers)
+        calls: list[list[Any]] = client.post((providers or self.urls["providers"]) + "/_admin/timeline").json()
         return calls
 
     def warm(self, tokens: Path, first: int, url: str | None = None, passes: int = 2) -> None:
@@ -501,12 +501,13 @@ class PeerComparison:
             order = [("bff", self.bff, bff_doc), ("peer", self.url, peer_doc)]
             for side, url, doc in order if n % 2 == 0 else order[::-1]:
                 before = cpu_seconds(pids[side])
-                self.timeline()
+                bench.provider_timeline(providers=self.providers)
                 rounds[side].append(bench.wrk(url, tokens, first, 16, bench.seconds, document=doc,
                                               offset=offset if fresh else 0, cpus=self.other_cpus))
                 cpu[side] += cpu_seconds(pids[side]) - before
                 if fresh:
-                    rounds[side][-1]["upstream_chain_ms"] = upstream_chains(self.timeline())
+                    calls = bench.provider_timeline(providers=self.providers)
+                    rounds[side][-1]["upstream_chain_ms"] = upstream_chains(calls)
             if fresh:
                 offset += max(r["requests"] for r in (rounds["bff"][-1], rounds["peer"][-1])) + 16
         if fresh:
@@ -520,11 +521,6 @@ class PeerComparison:
                 result["upstream_chain_p50_ms"] = statistics.median(
                     ms for r in result["rounds"] for ms in r["upstream_chain_ms"])
         return bff, peer
-
-    def timeline(self) -> list[list[Any]]:
-        """The (p) providers' calls since the last look (and forget them)."""
-        calls: list[list[Any]] = httpx.post(self.providers + "/_admin/timeline", timeout=30).json()
-        return calls
 
     def warm_up_cold(self, tokens: Path, doc: dict[str, str]) -> None:
         """A few seconds of cold lists on each side, not measured: the peer's first round
