@@ -2,10 +2,10 @@
 
 `bench.cpu --against` compares CPU per list one request at a time; what a cold list waits
 for on a busy event loop only shows with many in flight. This starts (p)'s providers (5
-sources, 6 appointments each, pages of 5, every call 50 ± 5 ms), the working tree's BFF and the other
-commit's (a temporary worktree), both pinned to CPU 0, and sends each cold lists (a new
-person every request) at 16 connections in alternating rounds, which side goes first
-alternating too. Per side: throughput over all its rounds, the median of its rounds' p50
+sources, 6 appointments each, pages of 5, every call 50 ± 5 ms), the working tree's BFF
+and the other commit's (a temporary worktree), both pinned to CPU 0, and sends each cold
+lists (a new person every request) at 16 connections in alternating rounds, which side
+goes first alternating too. Per side: throughput over all its rounds, the median of its rounds' p50
 and p95, and its CPU per list.
 
     python -m bench.ab --against HEAD                # 6 rounds of 4 s per side
@@ -41,15 +41,9 @@ def main() -> None:
     with ExitStack() as stack:
         stack.callback(bench.cleanup)
         bench.start(stack)
-        urls = {"A": bench.urls["bff"], "B": ""}
-        tree = bench.tmp / "b"
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.against], cwd=run.ROOT.parent,
-                       check=True, capture_output=True)
-        stack.callback(subprocess.run, ["git", "worktree", "remove", "--force", str(tree)], cwd=run.ROOT.parent,
-                       capture_output=True)
-        urls["B"] = bench.start_extra_bff(stack, "B", run.bff_command, tree,
-                                          dict(setting.split("=", 1) for setting in args.env_b))
-        pids = {"A": bench.procs["bff"].pid, "B": bench.procs["B"].pid}
+        urls = {"A": bench.urls["bff"],
+                "B": bench.start_other_bff(stack, args.against, dict(setting.split("=", 1) for setting in args.env_b))}
+        pids = {"A": bench.procs["bff"].pid, "B": bench.procs["against"].pid}
         for pid in pids.values():
             subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
         tokens = bench.tokens(run.pids(60_000, 700_000), "cold")

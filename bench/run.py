@@ -219,15 +219,16 @@ class Bench:
         wait_http(self.urls["bff"] + "/healthz")
         wait_http(self.urls["baseline"] + "/list")
 
-    def start_other_bff(self, stack: ExitStack, ref: str) -> str:
+    def start_other_bff(self, stack: ExitStack, ref: str, env: dict[str, str] | None = None) -> str:
         """Start the BFF of another commit (a temporary worktree), beside this one: its own
-        port and Redis prefix, the same providers. Returns its URL."""
+        port and Redis prefix, the same providers (`env`: settings of its own). Returns its
+        URL; its process is `procs["against"]`."""
         tree = self.tmp / "against"
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=ROOT.parent, check=True,
                        capture_output=True)
         stack.callback(subprocess.run, ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT.parent,
                        capture_output=True)
-        return self.start_extra_bff(stack, "against", bff_command, tree)
+        return self.start_extra_bff(stack, "against", bff_command, tree, env)
 
     def start_extra_bff(self, stack: ExitStack, name: str, command: Callable[[int], list[str]], cwd: Path,
                         env: dict[str, str] | None = None) -> str:
