@@ -214,6 +214,12 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         scope["state"]["counted"] = counted
         if kept is None:
             scope["state"]["kept_lookup"] = (query, lookup)
+            if services.responses.document(query).personal:
+                # Admitted, and to be computed: the viewer's record is looked up now (a cold
+                # viewer's directory call leaves before the view has parsed the request).
+                deadline = asyncio.get_running_loop().time() + services.settings.request_deadline
+                admitted = asyncio.Event()
+                scope["state"]["viewer_lookup"] = (services.people.start(viewer.pid, deadline, admitted), admitted)
             return replay, None
         services.metrics.of(services.metrics.responses, "hit").inc()
         media = preferred_media(headers.get(b"accept", b"").decode("latin-1"))
@@ -265,8 +271,13 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         services: Services = request.app.state.services
-        viewer: Viewer = request.scope.get("state", {}).get("viewer", ANONYMOUS)
-        return Context(services=services, viewer=viewer)
+        state = request.scope.get("state", {})
+        viewer: Viewer = state.get("viewer", ANONYMOUS)
+        context = Context(services=services, viewer=viewer)
+        started = state.pop("viewer_lookup", None)
+        if started is not None:  # `kept_answer` started it
+            context.persons.begin(viewer.pid, *started)
+        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Authenticate a WebSocket in `connection_init`: `{"Authorization": "Bearer …"}`

@@ -81,8 +81,13 @@ class Context:
         executor is part of a reference cycle that holds the context, so without this a
         list's rows, provider answers and all stay alive until the garbage collector runs
         (bench/results/NOTES.md)."""
+        self.persons.abandon()
         for loader in (self.persons, self.appointments, self.cancellations):
             loader.clear_all()
+
+    def executing(self) -> None:
+        """The request passed validation and is executed (`LeanExecutionContext`)."""
+        self.persons.admit()
 
     def renew(self) -> None:
         """A new time budget and empty loaders (what a new HTTP request would get)."""

@@ -184,6 +184,13 @@ def _answer(readers: list[Reader], source: Any) -> Any:
 class LeanExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, with the basic-field shortcut above."""
 
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        """Tell the request's context it passed validation (`Context.executing`)."""
+        executing = getattr(self.context_value, "executing", None)
+        if executing is not None:
+            executing()
+        return super().execute_operation(serially)
+
     def execute_fields(self, parent_type: GraphQLObjectType, source_value: Any, path: Path | None,
                        grouped_field_set: dict[str, Any], position_context: Any) -> Any:
         split = self._split(parent_type, grouped_field_set)

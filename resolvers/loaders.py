@@ -35,12 +35,40 @@ class PersonByPidLoader(DataLoader[str, PersonLookup]):
     """Person directory records by pid (cached); a directory failure is an answer (`ok=False`)."""
 
     def __init__(self, people: People, deadline: float) -> None:
-        super().__init__()
+        self._futures: dict[str, asyncio.Future[PersonLookup]] = {}
+        super().__init__(cache_map=self._futures)
+        self._begun: list[tuple[asyncio.Future[PersonLookup], asyncio.Event]] = []
         self._people = people
         self._deadline = deadline
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def begin(self, pid: str, lookup: asyncio.Future[PersonLookup], admitted: asyncio.Event) -> None:
+        """`pid`'s lookup is `lookup`, started before this loader was made (`People.start`),
+        waiting for `admitted` before it asks the directory (`admit`)."""
+        self._futures[pid] = lookup
+        self._begun.append((lookup, admitted))
+        self._busy += 1
+        self._idle.clear()
+        lookup.add_done_callback(self._ended)
+
+    def admit(self) -> None:
+        """The request is executed: lookups begun before may ask the directory."""
+        for _, admitted in self._begun:
+            admitted.set()
+
+    def abandon(self) -> None:
+        """The request ended: a lookup begun for it that was never admitted stops."""
+        for lookup, admitted in self._begun:
+            if not admitted.is_set():
+                lookup.cancel()
+        self._begun.clear()
+
+    def _ended(self, _: object = None) -> None:
+        self._busy -= 1
+        if not self._busy:
+            self._idle.set()
 
     def do_resolve_reject(self, key: str, future: asyncio.Future[PersonLookup]) -> None:
         """Queue the key; the batch goes out one event-loop turn later (aiodataloader's
@@ -56,9 +84,7 @@ class PersonByPidLoader(DataLoader[str, PersonLookup]):
         try:
             return await self._people.get_many(pids, self._deadline)
         finally:
-            self._busy -= 1
-            if not self._busy:
-                self._idle.set()
+            self._ended()
 
     async def settled(self) -> None:
         """Return once no person lookup of this request is queued or under way, and the

@@ -31,13 +31,37 @@ class People:
         self._cache = cache
         self._flight: SingleFlight[str, PersonLookup] = SingleFlight(cache, _fresh, lambda kind: UNAVAILABLE)
 
-    async def get_many(self, pids: list[str], deadline: float) -> list[PersonLookup]:
+    def start(self, pid: str, deadline: float, admitted: asyncio.Event) -> asyncio.Task[PersonLookup]:
+        """`pid`'s lookup, started now as a task of its own: the viewer's, as soon as a
+        request that will read it has passed the rate limit, so that a cold viewer's
+        directory call goes out beside the request's parsing and cache reads, not after
+        them. The cache is read at once; the directory is asked only once `admitted` is set
+        (the request passed validation and is executed). Cancelled before that, or at the
+        deadline, the lookup lets go of the record's lease and asks no one."""
+        async def one() -> PersonLookup:
+            return (await self.get_many([pid], deadline, now=True, admitted=admitted))[0]
+
+        task = asyncio.get_running_loop().create_task(one())
+        task.add_done_callback(_seen)
+        return task
+
+    async def get_many(self, pids: list[str], deadline: float, now: bool = False,
+                       admitted: asyncio.Event | None = None) -> list[PersonLookup]:
+        """The persons' lookups; `now`: the cache read is sent at once (`read_or_lease`);
+        `admitted`: what is not cached waits for it before the directory is asked."""
         keys = {pid: self._cache.person_key(pid) for pid in pids}
-        values, leased = await self._cache.read_or_lease(list(keys.values()), LEASE)
+        values, leased = await self._cache.read_or_lease(list(keys.values()), LEASE, now)
         raws = dict(zip(pids, values, strict=True))
         cached = {pid: _read(raw, pid) for pid, raw in raws.items()}
         found = {pid: PersonLookup(c[0]) for pid, c in cached.items() if c and time.time() - c[1] < PERSON_TTL}
         missing = {pid: keys[pid] for pid in pids if pid not in found}
+        if missing and admitted is not None and not admitted.is_set():
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await admitted.wait()
+            except (asyncio.CancelledError, TimeoutError):
+                self._cache.release_behind(leased)
+                raise
         if missing:
             fetched = await self._flight.run(missing, self._fetch, LEASE, deadline, leased)
             for pid, lookup in fetched.items():
@@ -61,6 +85,12 @@ class People:
         self._cache.write_behind({self._cache.person_key(pid): dump_person(record, time.time())}, PERSON_STALE_TTL,
                                  changed=[pid])
         return PersonLookup(record)
+
+
+def _seen(task: asyncio.Task[PersonLookup]) -> None:
+    """A lookup that ended unawaited (its request never got to execution) fails unseen."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _fresh(pid: str, raw: bytes | None) -> PersonLookup | None:

@@ -26,7 +26,16 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, StringValueNode, parse, print_ast, visit
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    parse,
+    print_ast,
+    visit,
+)
 from graphql.language import Visitor
 from redis.exceptions import RedisError
 
@@ -86,9 +95,14 @@ class Document:
 
     key: str
     literals: tuple[str, ...]
+    personal: bool = True
+    """Whether it asks for any root field but introspection and `sources`: every such
+    field reads the viewer's directory record (to audit the access, at least)."""
 
 
 NOT_KEPT = Document("", ())
+IMPERSONAL = frozenset({"__typename", "__schema", "__type", "sources"})
+"""Root fields that read no person's data."""
 """A document whose answers are never kept (too long, not only queries, not GraphQL)."""
 
 
@@ -114,7 +128,9 @@ def analyse(text: str) -> Document:
         return NOT_KEPT
     literals = _Literals()
     visit(document, literals)
-    return Document(document_hash(print_ast(document)), tuple(literals.found))
+    personal = any(not isinstance(selection, FieldNode) or selection.name.value not in IMPERSONAL
+                   for operation in operations for selection in operation.selection_set.selections)
+    return Document(document_hash(print_ast(document)), tuple(literals.found), personal)
 
 
 class ResponseCache:

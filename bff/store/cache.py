@@ -354,6 +354,13 @@ class AppointmentCache:
         self._reads.append((keys, lease_ms, future))
         return await future
 
+    async def _read_now(self, keys: list[str], lease_ms: list[int]) -> list[Any]:
+        """`_read` with leases, as commands of their own (one per slot), sent at once."""
+        parts = split([name for key in keys for name in (f"{key}:lease", key)], 2, lease_ms, 1,
+                      by_slot=self._clustered)
+        replies = [await self._command(READ_OR_LEASE_SCRIPT, part.keys, [self._token, *part.argv]) for part in parts]
+        return join(parts, replies, len(keys), 2)
+
     def _enqueue(self) -> asyncio.Future[list[Any]]:
         loop = asyncio.get_running_loop()
         if not self._queue and not self._reads and not self._writes:
@@ -494,16 +501,20 @@ class AppointmentCache:
         nothing: list[bytes | None] = [None] * len(asked)
         return _merged(keys, held, asked, await self._safely("read", read, nothing) if asked else nothing)
 
-    async def read_or_lease(self, keys: list[str], lease: float | list[float]) -> tuple[list[bytes | None], set[str]]:
+    async def read_or_lease(self, keys: list[str], lease: float | list[float],
+                            now: bool = False) -> tuple[list[bytes | None], set[str]]:
         """Each key's entry, and the fetch lease of each key without one, where it is free
         (held leases are released by `write_behind`, `release_many` or `release_behind`);
         `lease` is in seconds, one for all keys or one per key. Without Redis: no entries
-        and no leases — the caller then goes the way of `lock_many`."""
+        and no leases — the caller then goes the way of `lock_many`. `now`: sent at once,
+        on its own, not in the round trip the loop turn's other reads share (two turns
+        later: under load, milliseconds)."""
         seconds = dict(zip(keys, lease if isinstance(lease, list) else [lease] * len(keys), strict=True))
         held, asked = self._split(keys)
 
         async def read() -> tuple[list[bytes | None], set[str]]:
-            found = await self._read(asked, [int(seconds[key] * 1000) for key in asked])
+            ms = [int(seconds[key] * 1000) for key in asked]
+            found = await (self._read_now(asked, ms) if now else self._read(asked, ms))
             taken = {key for key, ok in zip(asked, found[1::2], strict=True) if ok}
             self._held |= taken
             return [_as_bytes(v) for v in found[0::2]], taken

@@ -111,9 +111,10 @@ async def test_a_replayed_proof_is_refused_and_the_bff_recovers_with_a_fresh_one
     stolen = await bff.http.get(f"{sandbox.url}/persons/11111111111", headers=headers)
     assert stolen.status_code == 401, "a proof is for one URL only"
 
-    await sandbox.helseid(replay_next=2)  # the next two proofs a provider sees count as used before
-    states = consulted(await bff.query(LIST, who="frogner"))
-    assert set(states.values()) == {"OK"}, states
+    for who in ("frogner", "tromso"):  # each list's first proof a provider sees counts as used before
+        await sandbox.helseid(replay_next=1)
+        states = consulted(await bff.query(LIST, who=who))
+        assert set(states.values()) == {"OK"}, states
     events = await auth_events(bff)
     assert sum(n for (_, event), n in events.items() if event == "proof_retry") >= 2
 

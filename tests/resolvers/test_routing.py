@@ -72,3 +72,15 @@ async def test_own_list_asks_the_gp_once_as_soon_as_the_directory_routes_there(
     assert calls.get("fastlege", 0) == fastlege_calls
     assert ("fastlege-pilot" in consulted(data)) == bool(fastlege_calls)
     assert calls.get("persons") == 1
+
+
+async def test_the_directory_is_asked_for_the_viewer_only_when_the_document_reads_a_persons_data(
+        bff: Bff, sandbox: Sandbox) -> None:
+    # A document that reads persons' data has the viewer looked up as soon as it is
+    # admitted; the catalogue of sources and introspection read nobody's.
+    await bff.query("{ sources { id name } __typename }", who="frogner")
+    await bff.query("{ __schema { queryType { name } } }", who="frogner")
+    assert "persons" not in await sandbox.calls()
+    data = await bff.query("{ me { name } }", who="frogner")
+    assert data["me"]["name"]
+    assert (await sandbox.calls())["persons"] == 1

@@ -128,14 +128,21 @@ async def _flush_source(bff: Bff, source_id: str) -> None:
     await redis.aclose()
 
 
-async def test_a_cold_own_list_reads_the_viewers_record_and_its_entries_in_one_round_trip(bff: Bff) -> None:
+async def test_a_cold_own_list_reads_the_viewers_record_before_its_entries_which_share_one_round_trip(
+        bff: Bff) -> None:
+    # The viewer's record decides the GP and municipal sources: it is read on its own as
+    # soon as the request is admitted (a cold viewer's directory call then waits for
+    # nothing else), and the sources' entries are read ahead together.
     services = bff.app.state.services
     person_key = services.cache.person_key(PEOPLE["asane"].pid)
     sent: list[list[str]] = []
     with round_trips(services.redis, sent):
         await bff.query(LIST, who="asane")
-    first = next(args for args in sent if person_key in args)
-    entries = {arg.split(":")[2] for arg in first if ":appts:" in arg and not arg.endswith(":lease")}
+    record = next(at for at, args in enumerate(sent) if person_key in args)
+    read_ahead = next(at for at, args in enumerate(sent) if any(":appts:" in arg for arg in args))
+    assert record < read_ahead, "the record is asked for before the entries"
+    assert not any(":appts:" in arg for arg in sent[record]), "the record's read waits for nothing else"
+    entries = {arg.split(":")[2] for arg in sent[read_ahead] if ":appts:" in arg and not arg.endswith(":lease")}
     assert entries == {s.id for s in services.catalogue.sources}, "every source's entry in the same round trip"
 
 
@@ -355,3 +362,29 @@ async def test_entries_read_ahead_for_sources_that_do_not_apply_are_let_go(
     data = await bff.query(LIST, who="frogner")
     assert consulted(data)["oslo-kommune"] == "UNAVAILABLE"
     assert not [k async for k in redis.scan_iter(match=f"{redis_prefix}:*:lease", count=1000)]
+
+
+async def test_a_viewer_lookup_never_admitted_lets_go_of_its_lease_and_asks_no_one(
+        bff: Bff, sandbox: Sandbox) -> None:
+    # `People.start` reads (and leases) the viewer's record at once and asks the directory
+    # only once the request is executed; a request that ends before (refused by validation)
+    # cancels the lookup, which must not leave the lease to hold up the viewer's next request.
+    services = bff.app.state.services
+    lease = services.cache.person_key(PEOPLE["tromso"].pid) + ":lease"
+    redis = redis_client_for_tests()
+    try:
+        await sandbox.clear()
+        lookup = services.people.start(PEOPLE["tromso"].pid, asyncio.get_running_loop().time() + 5,
+                                       asyncio.Event())
+        for _ in range(200):
+            if await redis.exists(lease):
+                break
+            await asyncio.sleep(0.01)
+        assert await redis.exists(lease), "the record was not leased"
+        lookup.cancel()
+        await asyncio.sleep(0.05)
+        await bff.settled()
+        assert not await redis.exists(lease), "the cancelled lookup left its lease"
+        assert "persons" not in await sandbox.calls()
+    finally:
+        await redis.aclose()

@@ -45,13 +45,33 @@ async def test_too_many_tokens_are_refused(bff: Bff, sandbox: Sandbox) -> None:
     assert "token" in (await refused_before_resolvers(bff, sandbox, long)).lower()
 
 
+FIELDS = "id title status start end kind organization department practitioner location { name address } " \
+         "source { id name kind } patient { name }"
+COSTLY = "{ " + " ".join(f"a{i}: appointments(first: 100) {{ nodes {{ {FIELDS} }} edges {{ cursor }} }}"
+                         for i in range(5)) + " }"
+
+
 async def test_too_expensive_is_refused_with_a_clear_message(bff: Bff, sandbox: Sandbox) -> None:
-    fields = "id title status start end kind organization department practitioner location { name address } " \
-             "source { id name kind } patient { name }"
-    costly = "{ " + " ".join(f"a{i}: appointments(first: 100) {{ nodes {{ {fields} }} edges {{ cursor }} }}"
-                              for i in range(5)) + " }"
-    message = await refused_before_resolvers(bff, sandbox, costly)
+    message = await refused_before_resolvers(bff, sandbox, COSTLY)
     assert "too expensive" in message and "first" in message
+
+
+async def test_a_refused_document_lets_go_of_the_viewers_record_at_once(bff: Bff, sandbox: Sandbox) -> None:
+    # The viewer's record is read, and its fetch leased, as soon as the rate limit admits a
+    # request; validation then refuses the document: the directory is not asked, and the
+    # lease goes with the answer — the viewer's next list is not kept waiting behind it.
+    services = bff.app.state.services
+    lease = services.cache.person_key(PEOPLE["asane"].pid) + ":lease"
+    await refused_before_resolvers(bff, sandbox, COSTLY)
+    await bff.settled()
+    redis = redis_client_for_tests()
+    try:
+        assert not await redis.exists(lease), "the refused request left its lease on the record"
+    finally:
+        await redis.aclose()
+    data = await bff.query(LIST)
+    assert {s["source"]["id"]: s["state"] for s in data["appointments"]["sources"]}["fastlege-pilot"] == "OK"
+    assert (await sandbox.calls())["persons"] == 1
 
 
 async def test_a_normal_client_query_is_well_within_the_cost_limit(bff: Bff) -> None:
