@@ -84,6 +84,7 @@ def _instrument() -> None:
     import strawberry.schema.schema as strawberry_schema
 
     import bff.readpath.appointments
+    import bff.readpath.gateway
     import bff.store.cache
     import bff.web.auth
     import connectors.fhir.connector
@@ -91,6 +92,7 @@ def _instrument() -> None:
     import connectors.municipal
     import connectors.persons
     import resolvers.appointments.listing
+    import resolvers.appointments.queries
     import resolvers.loaders
 
     targets: list[tuple[Any, str, str, list[Any]]] = [
@@ -103,6 +105,11 @@ def _instrument() -> None:
         (connectors.municipal.MunicipalConnector, "fetch", "provider", []),
         (connectors.http, "send", "http", [connectors.fhir.connector, connectors.municipal, connectors.persons]),
         (bff.readpath.appointments, "visible_rows", "rows", [resolvers.appointments.listing]),
+        (bff.readpath.gateway.Gateway, "fetch", "gateway", []),
+        (resolvers.loaders.AppointmentsBySourceLoader, "batch_load_fn", "batch", []),
+        (resolvers.appointments.listing, "consulted_for", "consulted", [resolvers.appointments.queries]),
+        (resolvers.appointments.listing, "page_of", "page", [resolvers.appointments.queries]),
+        (resolvers.appointments.listing, "_latest_requests", "latest", []),
     ]
     for owner, name, label, importers in targets:
         wrapped = _wrapped(getattr(owner, name), label)
