@@ -174,46 +174,32 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         dispatch_queue(self)
 
     async def batch_load_fn(self, keys: list[SourceKey]) -> list[SourceOutcome]:
-        """One call per source, all started before any is awaited; each awaited in turn, not
-        gathered: a gather costs the answer two more event-loop turns after the slowest
-        source, and under load each turn is a wait behind other requests' work."""
         by_source: dict[str, list[SourceKey]] = defaultdict(list)
         for key in keys:
             by_source[key[0]].append(key)
-        asking = [self._ask(source_id, of_source) for source_id, of_source in by_source.items()]
+        asking = asyncio.gather(*(self._one_source(sid, ks) for sid, ks in by_source.items()))
         self.asked.set()  # whoever waits for this runs after the sources' first steps: their calls
-        merged: dict[SourceKey, SourceOutcome] = {}
-        for keys_of_source, history, fetch in asking:
-            outcomes = await fetch
-            merged.update((key, self._narrow(outcomes[key[1]], history and not key[2])) for key in keys_of_source)
+        answers = await asking
+        merged = {key: outcome for answer in answers for key, outcome in answer.items()}
         return [merged[key] for key in keys]
 
-    def _ask(self, source_id: str, keys: list[SourceKey]) -> tuple[
-            list[SourceKey], bool, asyncio.Future[dict[str, SourceOutcome]]]:
-        """The source's call for `keys` (one started early, or started now), and whether it
-        asks for the history."""
+    async def _one_source(self, source_id: str, keys: list[SourceKey]) -> dict[SourceKey, SourceOutcome]:
         source = self._catalogue.by_id(source_id)
         if source is None:
             raise KeyError(f"unknown source {source_id}")
         history = any(k[2] for k in keys)
         pids = list(dict.fromkeys(k[1] for k in keys))
         started = self._started.pop((source_id, pids[0], history), None) if len(pids) == 1 else None
-        fetch = started if started is not None else \
-            self._gateway.start_fetch(source, pids, history, self._today, self._deadline, self.ahead)
+        outcomes = await (started if started is not None else
+                          self._gateway.fetch(source, pids, history, self._today, self._deadline, self.ahead))
+        narrowed = {key: self._narrow(outcomes[key[1]], history and not key[2]) for key in keys}
         if source.capabilities.cancel:
-            fetch.add_done_callback(lambda done: self._read_requests(source, keys, history, done))
-        return keys, history, fetch
-
-    def _read_requests(self, source: SourceConfig, keys: list[SourceKey], history: bool,
-                       fetch: asyncio.Future[dict[str, SourceOutcome]]) -> None:
-        """The rows' latest cancellation requests, read as soon as the source answers, while
-        slower sources are still being asked, not after the last one answers (the list's
-        resolver loads the same keys and finds them read, or under way)."""
-        if fetch.cancelled() or fetch.exception() is not None:
-            return
-        outcomes = fetch.result()
-        self._cancellations.load_many([(source.id, row.upstream_id, key[1]) for key in keys
-                                       for row in self._narrow(outcomes[key[1]], history and not key[2]).rows])
+            # The rows' latest cancellation requests are read now, while slower sources are
+            # still being asked, not after the last one answers (the list's resolver loads
+            # the same keys and finds them read, or under way).
+            self._cancellations.load_many([(source.id, row.upstream_id, key[1])
+                                           for key, outcome in narrowed.items() for row in outcome.rows])
+        return narrowed
 
     def _narrow(self, outcome: SourceOutcome, future_only: bool) -> SourceOutcome:
         if not future_only:

@@ -68,8 +68,7 @@ class Consulted:
 
 
 LoadPerson = Callable[[str], Awaitable[PersonLookup]]
-LoadSource = Callable[[str, str, bool], "asyncio.Future[SourceOutcome]"]
-"""A source's answer for (source id, pid, wants history), asked at once (a DataLoader's load)."""
+LoadSource = Callable[[str, str, bool], Awaitable[SourceOutcome]]
 
 
 async def representations(viewer: PersonLookup, load_person: LoadPerson,
@@ -130,11 +129,9 @@ def choose(subject: Subject, catalogue: SourcesFile, wanted: ListFilter) -> Chos
 
 
 async def consult(subject: Subject, chosen: Chosen, wanted: ListFilter, load_source: LoadSource) -> list[Consulted]:
-    """Ask the chosen sources that must be asked, concurrently (all asked before any is
-    awaited; awaited in turn, as they are answered together: a gather would cost two
-    event-loop turns more)."""
+    """Ask the chosen sources that must be asked, concurrently."""
     pending = [load_source(s.id, subject.pid, wanted.time.wants_history(s)) for s, o in chosen if o is None]
-    answers = iter([await answer for answer in pending])
+    answers = iter(await asyncio.gather(*pending))
     return [Consulted(s, o if o is not None else next(answers)) for s, o in chosen]
 
 
