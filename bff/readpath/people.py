@@ -71,6 +71,8 @@ class People:
         return [found[pid] for pid in pids]
 
     async def _fetch(self, pids: list[str]) -> dict[str, PersonLookup]:
+        if len(pids) == 1:  # a gather would take a loop turn to start the call, two to end it
+            return {pids[0]: await self._one(pids[0])}
         answers = await asyncio.gather(*(self._one(pid) for pid in pids))
         return dict(zip(pids, answers, strict=True))
 
