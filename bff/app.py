@@ -42,7 +42,7 @@ from bff.domain.sources import SourcesFile, SourcesFileError, load_sources
 from bff.domain.timez import today
 from bff.readpath.breakers import Breakers
 from bff.readpath.gateway import Gateway
-from bff.readpath.people import People
+from bff.readpath.people import Admission, People
 from bff.readpath.response_cache import Lookup, ResponseCache
 from bff.runtime import tracing
 from bff.runtime.answer_first import answer_first
@@ -206,20 +206,27 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         if place is None:
             return replay, None
         viewer = scope["state"]["viewer"]
+        early = None
+        if services.responses.document(query).personal and not services.responses.holds(place):
+            # To be computed (no answer is kept here): the viewer's record is read beside the
+            # rate count (its lease taken where it is missing), and the directory asked once
+            # the view has validated the request — a cold viewer's directory call then waits
+            # for neither the parse nor a round trip of its own. A refused request cancels it.
+            deadline = asyncio.get_running_loop().time() + services.settings.request_deadline
+            admission = Admission()
+            early = (services.people.start(viewer.pid, deadline, admission), admission)
         try:
             kept, lookup, counted = await services.responses.reuse(place, services.audit,
                                                                    services.rate_limiter.count(viewer.pid))
         except Limited:
+            if early is not None:
+                early[1].refuse()
             return replay, _too_many(services.rate_limiter.retry_after())
         scope["state"]["counted"] = counted
         if kept is None:
             scope["state"]["kept_lookup"] = (query, lookup)
-            if services.responses.document(query).personal:
-                # Admitted, and to be computed: the viewer's record is looked up now (a cold
-                # viewer's directory call leaves before the view has parsed the request).
-                deadline = asyncio.get_running_loop().time() + services.settings.request_deadline
-                admitted = asyncio.Event()
-                scope["state"]["viewer_lookup"] = (services.people.start(viewer.pid, deadline, admitted), admitted)
+            if early is not None:
+                scope["state"]["viewer_lookup"] = early
             return replay, None
         services.metrics.of(services.metrics.responses, "hit").inc()
         media = preferred_media(headers.get(b"accept", b"").decode("latin-1"))

@@ -19,7 +19,7 @@ from bff.domain.sources import SourceConfig, SourcesFile
 from bff.domain.timez import start_of_day
 from bff.readpath.appointments import PersonLookup
 from bff.readpath.gateway import Gateway, ReadAhead, SourceOutcome
-from bff.readpath.people import People
+from bff.readpath.people import Admission, People
 
 log = structlog.get_logger(__name__)
 SourceKey = tuple[str, str, bool]
@@ -37,32 +37,31 @@ class PersonByPidLoader(DataLoader[str, PersonLookup]):
     def __init__(self, people: People, deadline: float) -> None:
         self._futures: dict[str, asyncio.Future[PersonLookup]] = {}
         super().__init__(cache_map=self._futures)
-        self._begun: list[tuple[asyncio.Future[PersonLookup], asyncio.Event]] = []
+        self._begun: list[Admission] = []
         self._people = people
         self._deadline = deadline
         self._busy = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def begin(self, pid: str, lookup: asyncio.Future[PersonLookup], admitted: asyncio.Event) -> None:
+    def begin(self, pid: str, lookup: asyncio.Future[PersonLookup], admission: Admission) -> None:
         """`pid`'s lookup is `lookup`, started before this loader was made (`People.start`),
-        waiting for `admitted` before it asks the directory (`admit`)."""
+        waiting for `admission` before it asks the directory (`admit`)."""
         self._futures[pid] = lookup
-        self._begun.append((lookup, admitted))
+        self._begun.append(admission)
         self._busy += 1
         self._idle.clear()
         lookup.add_done_callback(self._ended)
 
     def admit(self) -> None:
         """The request is executed: lookups begun before may ask the directory."""
-        for _, admitted in self._begun:
-            admitted.set()
+        for admission in self._begun:
+            admission.admit()
 
     def abandon(self) -> None:
-        """The request ended: a lookup begun for it that was never admitted stops."""
-        for lookup, admitted in self._begun:
-            if not admitted.is_set():
-                lookup.cancel()
+        """The request ended: a lookup begun for it that was never admitted asks no one."""
+        for admission in self._begun:
+            admission.refuse()
         self._begun.clear()
 
     def _ended(self, _: object = None) -> None:

@@ -23,6 +23,38 @@ LEASE = 3.0
 UNAVAILABLE = PersonLookup(None, ok=False)
 
 
+class Admission:
+    """Whether a request may have the directory asked for it: decided once, by the request
+    (admitted once it is executed; refused by the rate limit or when it ends before)."""
+
+    def __init__(self) -> None:
+        self._decided = asyncio.Event()
+        self._admitted = False
+
+    def admit(self) -> None:
+        if not self._decided.is_set():
+            self._admitted = True
+            self._decided.set()
+
+    def refuse(self) -> None:
+        self._decided.set()
+
+    async def admits(self, deadline: float, cache: AppointmentCache, leased: set[str]) -> bool:
+        """Wait for the decision (until `deadline`); refused — or cancelled meanwhile — the
+        leases the lookup took on the records it would have fetched are let go."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._decided.wait()
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            cache.release_behind(leased)
+            raise
+        if not self._admitted:
+            cache.release_behind(leased)
+        return self._admitted
+
+
 class People:
     """Looks persons up: cache first, then the directory."""
 
@@ -31,37 +63,32 @@ class People:
         self._cache = cache
         self._flight: SingleFlight[str, PersonLookup] = SingleFlight(cache, _fresh, lambda kind: UNAVAILABLE)
 
-    def start(self, pid: str, deadline: float, admitted: asyncio.Event) -> asyncio.Task[PersonLookup]:
+    def start(self, pid: str, deadline: float, admission: Admission) -> asyncio.Task[PersonLookup]:
         """`pid`'s lookup, started now as a task of its own: the viewer's, as soon as a
-        request that will read it has passed the rate limit, so that a cold viewer's
-        directory call goes out beside the request's parsing and cache reads, not after
-        them. The cache is read at once; the directory is asked only once `admitted` is set
-        (the request passed validation and is executed). Cancelled before that, or at the
-        deadline, the lookup lets go of the record's lease and asks no one."""
+        request that will read it arrives, so that a cold viewer's directory call goes out
+        beside the request's parsing and cache reads, not after them. The cache is read at
+        once; the directory is asked only once `admission` admits the request (it passed
+        the rate limit and validation). Refused, or at the deadline, the lookup lets go of
+        the record's lease and asks no one."""
         async def one() -> PersonLookup:
-            return (await self.get_many([pid], deadline, now=True, admitted=admitted))[0]
+            return (await self.get_many([pid], deadline, now=True, admission=admission))[0]
 
         task = asyncio.get_running_loop().create_task(one())
         task.add_done_callback(_seen)
         return task
 
     async def get_many(self, pids: list[str], deadline: float, now: bool = False,
-                       admitted: asyncio.Event | None = None) -> list[PersonLookup]:
+                       admission: Admission | None = None) -> list[PersonLookup]:
         """The persons' lookups; `now`: the cache read is sent at once (`read_or_lease`);
-        `admitted`: what is not cached waits for it before the directory is asked."""
+        `admission`: what is not cached waits for it before the directory is asked."""
         keys = {pid: self._cache.person_key(pid) for pid in pids}
         values, leased = await self._cache.read_or_lease(list(keys.values()), LEASE, now)
         raws = dict(zip(pids, values, strict=True))
         cached = {pid: _read(raw, pid) for pid, raw in raws.items()}
         found = {pid: PersonLookup(c[0]) for pid, c in cached.items() if c and time.time() - c[1] < PERSON_TTL}
         missing = {pid: keys[pid] for pid in pids if pid not in found}
-        if missing and admitted is not None and not admitted.is_set():
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await admitted.wait()
-            except (asyncio.CancelledError, TimeoutError):
-                self._cache.release_behind(leased)
-                raise
+        if missing and admission is not None and not await admission.admits(deadline, self._cache, leased):
+            return [found.get(pid, UNAVAILABLE) for pid in pids]
         if missing:
             fetched = await self._flight.run(missing, self._fetch, LEASE, deadline, leased)
             for pid, lookup in fetched.items():

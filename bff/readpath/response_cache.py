@@ -176,6 +176,11 @@ class ResponseCache:
         persons = [self._ids.pseudonym(viewer_pid), *sorted(named)]
         return Place((document.key, canonical, operation, tuple(persons)), persons)
 
+    def holds(self, place: Place) -> bool:
+        """Whether an answer kept at `place` may still be reused (if its generations hold)."""
+        kept = self._kept.get(place.key)
+        return kept is not None and time.monotonic() < kept.expires
+
     async def reuse(self, place: Place, audit: AuditLog,
                     count: Count | None = None) -> tuple[Kept | None, Lookup | None, bool]:
         """The answer kept at `place` if it is still current, with its audit entries

@@ -137,7 +137,7 @@ async def test_a_cold_own_list_reads_the_viewers_record_before_its_entries_which
     person_key = services.cache.person_key(PEOPLE["asane"].pid)
     sent: list[list[str]] = []
     with round_trips(services.redis, sent):
-        await bff.query(LIST, who="asane")
+        await bff.query(LIST, {"first": 49}, who="asane")  # an answer not kept from an earlier test
     record = next(at for at, args in enumerate(sent) if person_key in args)
     read_ahead = next(at for at, args in enumerate(sent) if any(":appts:" in arg for arg in args))
     assert record < read_ahead, "the record is asked for before the entries"
@@ -367,24 +367,26 @@ async def test_entries_read_ahead_for_sources_that_do_not_apply_are_let_go(
 async def test_a_viewer_lookup_never_admitted_lets_go_of_its_lease_and_asks_no_one(
         bff: Bff, sandbox: Sandbox) -> None:
     # `People.start` reads (and leases) the viewer's record at once and asks the directory
-    # only once the request is executed; a request that ends before (refused by validation)
-    # cancels the lookup, which must not leave the lease to hold up the viewer's next request.
+    # only once the request is admitted; a request refused (by the rate limit, or by
+    # validation) must not leave the lease to hold up the viewer's next request.
+    from bff.readpath.people import Admission
+
     services = bff.app.state.services
     lease = services.cache.person_key(PEOPLE["tromso"].pid) + ":lease"
     redis = redis_client_for_tests()
     try:
         await sandbox.clear()
-        lookup = services.people.start(PEOPLE["tromso"].pid, asyncio.get_running_loop().time() + 5,
-                                       asyncio.Event())
+        admission = Admission()
+        lookup = services.people.start(PEOPLE["tromso"].pid, asyncio.get_running_loop().time() + 5, admission)
         for _ in range(200):
             if await redis.exists(lease):
                 break
             await asyncio.sleep(0.01)
         assert await redis.exists(lease), "the record was not leased"
-        lookup.cancel()
-        await asyncio.sleep(0.05)
+        admission.refuse()
+        assert not (await lookup).ok
         await bff.settled()
-        assert not await redis.exists(lease), "the cancelled lookup left its lease"
+        assert not await redis.exists(lease), "the refused lookup left its lease"
         assert "persons" not in await sandbox.calls()
     finally:
         await redis.aclose()

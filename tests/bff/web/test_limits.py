@@ -109,6 +109,26 @@ async def test_the_per_person_rate_limit_is_shared_and_answers_429(make_bff: Any
     assert (await limited.post("{ sources { id } }", who="gp_other")).status_code == 200
 
 
+async def test_a_list_over_the_rate_limit_asks_no_one_and_holds_up_no_later_request(
+        make_bff: Any, sandbox: Sandbox) -> None:
+    # A cold viewer's record is read (and its fetch leased) beside the rate count; refused,
+    # the request asks no provider, not even the directory, and lets go of the lease.
+    limited = await make_bff(rate_limit_per_minute=1)
+    services = limited.app.state.services
+    record = services.cache.person_key(PEOPLE["tromso"].pid)
+    redis = redis_client_for_tests()
+    try:
+        await redis.delete(record)
+        assert (await limited.post("{ sources { id } }", who="tromso")).status_code == 200
+        await sandbox.clear()
+        assert (await limited.post(LIST, who="tromso")).status_code == 429
+        await limited.settled()
+        assert await sandbox.calls() == {}
+        assert not await redis.exists(record + ":lease"), "the refused request left its lease on the record"
+    finally:
+        await redis.aclose()
+
+
 async def production_bff(make_bff: Any, tmp_path: Path, **overrides: Any) -> Bff:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
