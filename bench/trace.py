@@ -22,6 +22,9 @@ The marks:
 | directory | the person directory's answer, asked over HTTP |
 | provider | one provider call, from building the request to its rows mapped (per call) |
 | http | one HTTP exchange under a provider or directory call (request sent → response read) |
+| gateway | `Gateway.fetch`: one source's answer through cache, single-flight and breaker (per source) |
+| batch | the source loader's batch (the list's sources awaited) |
+| consulted, page, latest | the list resolver's parts: its sources' answers, the page, the rows' cancellation requests |
 | rows | `visible_rows` (the answers' rows filtered, merged and sorted) |
 | headers, body | the response's start and body handed to the server |
 

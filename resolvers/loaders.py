@@ -72,7 +72,8 @@ class PersonByPidLoader(DataLoader[str, PersonLookup]):
     def do_resolve_reject(self, key: str, future: asyncio.Future[PersonLookup]) -> None:
         """Queue the key; the batch goes out one event-loop turn later (aiodataloader's
         own scheduling takes three), which is when an own list's read-ahead queues its
-        Redis read: the viewer's record is then read in the same round trip."""
+        Redis read: a person's record asked for in the resolvers (not begun early, as the
+        viewer's usually is) is then read in the same round trip."""
         self._queue.append(Loader(key=key, future=future))
         if len(self._queue) == 1:
             self.loop.call_soon(dispatch_queue, self)
