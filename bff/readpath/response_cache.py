@@ -101,9 +101,9 @@ class Document:
 
 
 NOT_KEPT = Document("", ())
+"""A document whose answers are never kept (too long, not only queries, not GraphQL)."""
 IMPERSONAL = frozenset({"__typename", "__schema", "__type", "sources"})
 """Root fields that read no person's data."""
-"""A document whose answers are never kept (too long, not only queries, not GraphQL)."""
 
 
 class _Literals(Visitor):
