@@ -130,9 +130,10 @@ async def _flush_source(bff: Bff, source_id: str) -> None:
 
 async def test_a_cold_own_list_reads_the_viewers_record_before_its_entries_which_share_one_round_trip(
         bff: Bff) -> None:
-    # The viewer's record decides the GP and municipal sources: it is read on its own as
-    # soon as the request is admitted (a cold viewer's directory call then waits for
-    # nothing else), and the sources' entries are read ahead together.
+    # The viewer's record decides the GP and municipal sources: it is read by a command of
+    # its own, sent beside the rate count when the request arrives (a cold viewer's
+    # directory call then waits for nothing else), and the sources' entries are read ahead
+    # together.
     services = bff.app.state.services
     person_key = services.cache.person_key(PEOPLE["asane"].pid)
     sent: list[list[str]] = []
@@ -372,9 +373,11 @@ async def test_a_viewer_lookup_never_admitted_lets_go_of_its_lease_and_asks_no_o
     from bff.readpath.people import Admission
 
     services = bff.app.state.services
-    lease = services.cache.person_key(PEOPLE["tromso"].pid) + ":lease"
+    record = services.cache.person_key(PEOPLE["tromso"].pid)
+    lease = record + ":lease"
     redis = redis_client_for_tests()
     try:
+        await redis.delete(record)  # not cached by an earlier test: the lookup must lease it
         await sandbox.clear()
         admission = Admission()
         lookup = services.people.start(PEOPLE["tromso"].pid, asyncio.get_running_loop().time() + 5, admission)
