@@ -35,7 +35,7 @@ from bff.runtime.metrics import Metrics
 from bff.store.audit import APPEND_LUA
 from bff.store.connection import SOCKET_TIMEOUT, clustered
 from bff.store.lane import Lane
-from bff.store.slots import join, slot, split
+from bff.store.slots import Part, join, slot, split
 
 log = structlog.get_logger(__name__)
 WINDOWS = ("future", "history")
@@ -356,10 +356,14 @@ class AppointmentCache:
 
     async def _read_now(self, keys: list[str], lease_ms: list[int]) -> list[Any]:
         """`_read` with leases, as commands of their own (one per slot), sent at once."""
-        parts = split([name for key in keys for name in (f"{key}:lease", key)], 2, lease_ms, 1,
-                      by_slot=self._clustered)
+        parts = self._leasing(keys, lease_ms)
         replies = [await self._command(READ_OR_LEASE_SCRIPT, part.keys, [self._token, *part.argv]) for part in parts]
         return join(parts, replies, len(keys), 2)
+
+    def _leasing(self, keys: list[str], lease_ms: list[int]) -> list[Part]:
+        """READ_OR_LEASE_SCRIPT's commands for `keys` (each with its lease in ms): each key's
+        lease key and the key; one command per slot on a cluster."""
+        return split([name for key in keys for name in (f"{key}:lease", key)], 2, lease_ms, 1, by_slot=self._clustered)
 
     def _enqueue(self) -> asyncio.Future[list[Any]]:
         loop = asyncio.get_running_loop()
@@ -396,9 +400,8 @@ class AppointmentCache:
         read_keys = [key for keys, _ in readers for key in keys]
         read_parts = split(read_keys, 1, by_slot=self._clustered) if readers else []
         commands += [(None, part.keys, []) for part in read_parts]
-        names = [name for keys, _, _ in leasers for key in keys for name in (f"{key}:lease", key)]
-        lease_parts = split(names, 2, [ms for _, leases, _ in leasers for ms in leases], 1,
-                            by_slot=self._clustered) if leasers else []
+        leased_keys = [key for keys, _, _ in leasers for key in keys]
+        lease_parts = self._leasing(leased_keys, [ms for _, leases, _ in leasers for ms in leases]) if leasers else []
         commands += [(READ_OR_LEASE_SCRIPT, part.keys, [self._token, *part.argv]) for part in lease_parts]
         write_commands = self._write_commands(writers) if writers else []
         commands += write_commands
@@ -438,7 +441,7 @@ class AppointmentCache:
             _share(join(read_parts, replies, len(read_keys), 1), readers, 1)
         if leasers:
             replies, results = results[:len(lease_parts)], results[len(lease_parts):]
-            _share(join(lease_parts, replies, len(names) // 2, 2), [(keys, future) for keys, _, future in leasers], 2)
+            _share(join(lease_parts, replies, len(leased_keys), 2), [(keys, future) for keys, _, future in leasers], 2)
         if writers:
             outcomes, results = results[:len(write_commands)], results[len(write_commands):]
             failed = next((o for o in outcomes if isinstance(o, Exception)), None)
