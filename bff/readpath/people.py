@@ -39,19 +39,13 @@ class Admission:
     def refuse(self) -> None:
         self._decided.set()
 
-    async def admits(self, deadline: float, cache: AppointmentCache, leased: set[str]) -> bool:
-        """Wait for the decision (until `deadline`); refused — or cancelled meanwhile — the
-        leases the lookup took on the records it would have fetched are let go."""
+    async def admits(self, deadline: float) -> bool:
+        """Wait for the decision (until `deadline`: refused then)."""
         try:
             async with asyncio.timeout_at(deadline):
                 await self._decided.wait()
         except TimeoutError:
             pass
-        except asyncio.CancelledError:
-            cache.release_behind(leased)
-            raise
-        if not self._admitted:
-            cache.release_behind(leased)
         return self._admitted
 
 
@@ -87,8 +81,15 @@ class People:
         cached = {pid: _read(raw, pid) for pid, raw in raws.items()}
         found = {pid: PersonLookup(c[0]) for pid, c in cached.items() if c and time.time() - c[1] < PERSON_TTL}
         missing = {pid: keys[pid] for pid in pids if pid not in found}
-        if missing and admission is not None and not await admission.admits(deadline, self._cache, leased):
-            return [found.get(pid, UNAVAILABLE) for pid in pids]
+        if missing and admission is not None:
+            try:
+                admitted = await admission.admits(deadline)
+            except asyncio.CancelledError:
+                self._cache.release_behind(leased)
+                raise
+            if not admitted:  # the leases taken on the records it would have fetched are let go
+                self._cache.release_behind(leased)
+                return [found.get(pid, UNAVAILABLE) for pid in pids]
         if missing:
             fetched = await self._flight.run(missing, self._fetch, LEASE, deadline, leased)
             for pid, lookup in fetched.items():
