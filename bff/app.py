@@ -207,7 +207,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
             return replay, None
         viewer = scope["state"]["viewer"]
         early = None
-        if services.responses.document(query).personal and not services.responses.holds(place):
+        if place.personal and not services.responses.holds(place):
             # To be computed (no answer is kept here): the viewer's record is read beside the
             # rate count (its lease taken where it is missing), and the directory asked once
             # the view has validated the request — a cold viewer's directory call then waits

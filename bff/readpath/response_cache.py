@@ -74,10 +74,12 @@ class Kept:
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Where a request's answer is kept, and the persons (pseudonyms) it names."""
+    """Where a request's answer is kept, the persons (pseudonyms) it names, and whether its
+    document reads persons' data (`Document.personal`)."""
 
     key: tuple[Any, ...]
     persons: list[str]
+    personal: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +176,7 @@ class ResponseCache:
             return None
         named = self._named(variables) | self._named({"literals": list(document.literals)})
         persons = [self._ids.pseudonym(viewer_pid), *sorted(named)]
-        return Place((document.key, canonical, operation, tuple(persons)), persons)
+        return Place((document.key, canonical, operation, tuple(persons)), persons, document.personal)
 
     def holds(self, place: Place) -> bool:
         """Whether an answer kept at `place` may still be reused (if its generations hold)."""
