@@ -8,10 +8,12 @@ afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -175,6 +177,17 @@ per-person rate limit is out of the way (its own test sets a low one)."""
 @pytest.fixture(scope="session")
 def redis_prefix() -> str:
     return f"bfftest-{uuid.uuid4().hex[:8]}"
+
+
+async def within_one_rate_window(seconds: float = 3.0) -> None:
+    """Return at once unless the rate limit's minute window turns in the next `seconds`;
+    then after it has: a test counting requests against a per-minute limit sees them all
+    in one window."""
+    from bff.store.ratelimit import WINDOW
+
+    left = WINDOW - time.time() % WINDOW
+    if left < seconds:
+        await asyncio.sleep(left + 0.05)
 
 
 def redis_client_for_tests() -> Redis:

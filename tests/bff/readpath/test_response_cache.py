@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bff.web.trusted import default_manifest_path
-from tests.conftest import CLUSTER, Bff, Sandbox
+from tests.conftest import CLUSTER, Bff, Sandbox, within_one_rate_window
 from tests.resolvers.test_cancellation import cancel
 
 MANIFEST = json.loads(default_manifest_path().read_text("utf-8"))
@@ -156,6 +156,7 @@ async def test_a_computed_answer_is_counted_by_the_command_that_reads_its_genera
     assert ":gen:" in counting[0], "the rate limit and the generations to keep the answer under share one round trip"
     limited = await make_bff(rate_limit_per_minute=1)
     await sandbox.clear()
+    await within_one_rate_window()
     admitted = await ask(limited, "gp_other")
     assert "errors" not in admitted and admitted["data"]["appointments"]["sources"], admitted
     refused = await limited.http.post(f"{limited.url}/graphql", json={"documentId": APPOINTMENTS},
@@ -166,6 +167,7 @@ async def test_a_computed_answer_is_counted_by_the_command_that_reads_its_genera
 async def test_a_reused_answer_counts_against_the_rate_limit_and_a_refused_one_is_not_audited(
         make_bff: Any, redis: Any, redis_prefix: str) -> None:
     limited = await make_bff(rate_limit_per_minute=4)
+    await within_one_rate_window()
     bodies = [await ask(limited, "asane") for _ in range(4)]  # cold, computed and kept, reused twice
     assert all(b["data"]["appointments"]["totalCount"] == 10 for b in bodies)
     assert await hits(limited) == 2
