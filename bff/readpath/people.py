@@ -116,7 +116,8 @@ class People:
 
 
 def _seen(task: asyncio.Task[PersonLookup]) -> None:
-    """A lookup that ended unawaited (its request never got to execution) fails unseen."""
+    """Mark a failure as seen: a lookup whose request never got to execution ends with
+    nobody awaiting it, and its failure must not be reported as never retrieved."""
     if not task.cancelled():
         task.exception()
 
