@@ -49,6 +49,23 @@ async def test_concurrent_callers_each_get_their_own_reply(server: RedisProcess)
         lane.close()
 
 
+async def test_the_commands_of_one_loop_turn_reach_redis_in_one_write(server: RedisProcess) -> None:
+    """Requests handled in one turn of the event loop send their commands together: Redis
+    reads them at once (one write, not one system call and segment per command)."""
+    lane = lane_to(server.url)
+    client = Redis.from_url(server.url)
+    try:
+        await lane.call("PING")  # connected
+        before = (await client.info("stats"))["total_reads_processed"]
+        replies = await asyncio.gather(*(lane.call("INCR", f"n{n}") for n in range(50)))
+        after = (await client.info("stats"))["total_reads_processed"]
+        assert replies == [1] * 50
+        assert after - before <= 3, f"Redis read {after - before - 1} times for 50 commands of one turn"
+    finally:
+        lane.close()
+        await client.aclose()
+
+
 async def test_a_script_redis_forgot_is_sent_again_in_full(server: RedisProcess) -> None:
     lane = lane_to(server.url)
     client = Redis.from_url(server.url)
