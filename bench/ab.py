@@ -11,6 +11,10 @@ and p95, and its CPU per list.
     python -m bench.ab --against HEAD                # 6 rounds of 4 s per side
     python -m bench.ab --against HEAD --rounds 8
     python -m bench.ab --against HEAD --env-b BFF_RATE_LIMIT_PER_MINUTE=0   # B with a setting
+    python -m bench.ab --against HEAD --warm         # (p)'s warm row: one person, the same query
+
+`--warm` measures (p)'s warm ad-hoc row instead: one person asking the same query again,
+every answer reused (both sides are asked it twice first, to keep an answer).
 
 The same commit on both sides differed by up to ~2 % in throughput and ~4 % in CPU per
 list (bench/results/NOTES.md, 2026-12-04): smaller differences are noise.
@@ -22,6 +26,7 @@ import argparse
 import statistics
 import subprocess
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from bench import run
@@ -36,6 +41,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4, help="length of one round")
     parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for side B only (repeatable)")
+    parser.add_argument("--warm", action="store_true", help="one person, the same query again (reused answers)")
     args = parser.parse_args()
     bench = run.Bench(quick=True, peer_shape=True)
     with ExitStack() as stack:
@@ -46,21 +52,24 @@ def main() -> None:
         pids = {"A": bench.procs["bff"].pid, "B": bench.procs["against"].pid}
         for pid in pids.values():
             subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
-        tokens = bench.tokens(run.pids(60_000, 700_000), "cold")
+        tokens = bench.tokens(run.pids(1, 20_000) if args.warm else run.pids(60_000, 700_000), "cold")
         document = {"query": run.PEER_QUERY}
+        if args.warm:
+            for side in "AB":
+                warm_up(urls[side] + "/graphql", tokens, document)
         others = ["taskset", "-c", "1"]
         offset = 0
         for side in "AB":  # first connections, first lists: not measured
             warm = bench.wrk(urls[side] + "/graphql", tokens, 100, CONNECTIONS, 3, document=document, offset=offset,
                              cpus=others)
-            offset += warm["requests"] + CONNECTIONS
+            offset = 0 if args.warm else offset + warm["requests"] + CONNECTIONS
         rounds: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
         for n in range(args.rounds):
             for side in "AB" if n % 2 == 0 else "BA":
                 before = run.cpu_seconds(pids[side])
                 result = bench.wrk(urls[side] + "/graphql", tokens, 100, CONNECTIONS, args.seconds,
                                    document=document, offset=offset, cpus=others)
-                offset += result["requests"] + CONNECTIONS
+                offset = 0 if args.warm else offset + result["requests"] + CONNECTIONS
                 result["cpu_ms"] = (run.cpu_seconds(pids[side]) - before) / max(1, result["requests"]) * 1000
                 rounds[side].append(result)
     for side, name in (("A", "working tree"), ("B", args.against)):
@@ -69,8 +78,19 @@ def main() -> None:
         seconds = sum(r["duration_us"] for r in mine) / 1e6
         p50, p95 = (statistics.median(r[key] for r in mine) for key in ("p50_ms", "p95_ms"))
         cpu = statistics.median(r["cpu_ms"] for r in mine)
-        print(f"{side} {name:14} {requests / seconds:6.1f} lists/s  p50 {p50:6.1f}  p95 {p95:6.1f} ms  "
-              f"CPU {cpu:5.2f} ms/list  p50 per round {[round(r['p50_ms']) for r in mine]}")
+        print(f"{side} {name:14} {requests / seconds:6.1f} lists/s  p50 {p50:6.2f}  p95 {p95:6.2f} ms  "
+              f"CPU {cpu:5.3f} ms/list  p50 per round {[round(r['p50_ms'], 1) for r in mine]}")
+
+
+def warm_up(url: str, tokens: Path, document: dict[str, str]) -> None:
+    """Ask each person's list twice: the second answer is computed from unchanged data and kept."""
+    import httpx
+
+    with httpx.Client(timeout=30) as client:
+        for _ in range(2):
+            for token in tokens.read_text().split():
+                client.post(url, json={**document, "variables": {"first": 100}},
+                            headers={"Authorization": f"Bearer {token}"}).raise_for_status()
 
 
 if __name__ == "__main__":
