@@ -1,6 +1,10 @@
 """An app factory for running several uvicorn workers (or hosts) against one Redis:
 
-    REDIS_URL=redis://… uvicorn --factory bff.asgi:app --workers 4
+    REDIS_URL=redis://… uvicorn --factory bff.asgi:app --http bff.asgi:HttpProtocol --workers 4
+
+`HttpProtocol` is uvicorn's own httptools protocol with each response sent in one write
+(`bff.web.serving.CoalescedWrites`); without `--http` the BFF works the same, ~9 % slower
+on reused answers.
 
 Settings come from the environment as for `bff serve`. With the built-in sources file,
 point `BFF_SANDBOX_URL` at providers started with `bff sandbox`."""
@@ -13,6 +17,9 @@ from bff.app import create_app
 from bff.runtime.tracing import configure_tracing
 from bff.settings import Settings
 from bff.web.logs import configure_logging
+from bff.web.serving import HttpProtocol
+
+__all__ = ["HttpProtocol", "app"]
 
 
 def app() -> Starlette:

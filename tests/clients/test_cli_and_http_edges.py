@@ -41,6 +41,31 @@ async def test_requests_on_a_kept_alive_connection_are_answered_at_once(bff: Bff
     assert after_first[int(len(after_first) * 0.9)] < 20, after_first
 
 
+async def test_pipelined_requests_and_a_closing_one_each_get_their_whole_answer(bff: Bff) -> None:
+    """A response leaves in one write at the end of its loop turn (`CoalescedWrites`):
+    answers to requests sent back to back on one connection come whole and in order, and
+    the one that asks to close the connection is sent before it closes."""
+    host, port = bff.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    paths = ["/healthz", "/nowhere", "/healthz", "/nowhere"]
+    writer.write(b"".join(f"GET {path} HTTP/1.1\r\nHost: bff\r\n{'Connection: close' if n == 3 else 'X: y'}"
+                          f"\r\n\r\n".encode() for n, path in enumerate(paths)))
+    await writer.drain()
+    received = await asyncio.wait_for(reader.read(), timeout=5)  # to the end: the server closed
+    writer.close()
+    statuses, rest = [], received
+    while rest:
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = int(next(line.split(b":")[1] for line in lines if line.lower().startswith(b"content-length")))
+        body, rest = rest[:length], rest[length:]
+        assert len(body) == length
+        statuses.append((int(lines[0].split()[1]), body))
+    assert [status for status, _ in statuses] == [200, 404, 200, 404]
+    assert statuses[0][1] == b"ok"
+    assert json.loads(statuses[3][1])["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
 async def test_every_404_and_405_is_json(bff: Bff) -> None:
     for method, path, status, code in (("GET", "/nowhere", 404, "NOT_FOUND"),
                                        ("PUT", "/graphql", 405, "METHOD_NOT_ALLOWED"),
