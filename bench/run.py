@@ -92,9 +92,11 @@ def pids(count: int, offset: int) -> list[str]:
     return found
 
 
-def bff_command(port: int) -> list[str]:
-    """The BFF as the bench runs it: uvicorn, one worker (from the working directory's code)."""
-    return [sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--port", str(port), "--log-level",
+def bff_command(port: int, tree: Path = ROOT.parent) -> list[str]:
+    """The BFF as the bench runs it: uvicorn, one worker, README's `--http` (from `tree`'s
+    code: the working directory's, or an earlier commit's, which may not have one)."""
+    http = ["--http", "bff.asgi:HttpProtocol"] if "HttpProtocol" in (tree / "bff" / "asgi.py").read_text() else []
+    return [sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", *http, "--port", str(port), "--log-level",
             "warning", "--no-access-log", "--ws", "websockets-sansio"]
 
 
@@ -228,7 +230,7 @@ class Bench:
                        capture_output=True)
         stack.callback(subprocess.run, ["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT.parent,
                        capture_output=True)
-        return self.start_extra_bff(stack, "against", bff_command, tree, env)
+        return self.start_extra_bff(stack, "against", lambda port: bff_command(port, tree), tree, env)
 
     def start_extra_bff(self, stack: ExitStack, name: str, command: Callable[[int], list[str]], cwd: Path,
                         env: dict[str, str] | None = None) -> str:

@@ -1,4 +1,5 @@
-"""A BFF as operators run it: `uvicorn --factory bff.asgi:app` in a process of its own."""
+"""A BFF as operators run it: `uvicorn --factory bff.asgi:app --http
+bff.asgi:HttpProtocol` in a process of its own."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ async def bff_asgi(env: dict[str, str]) -> AsyncIterator[Running]:
     """The process, ready, with `env` over this one's environment; stopped (SIGTERM) after."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--port", str(port),
+        sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--http", "bff.asgi:HttpProtocol",
+        "--port", str(port),
         env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     running = Running(f"http://127.0.0.1:{port}")
     try:

@@ -70,7 +70,8 @@ class BffProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "--factory", "bff.asgi:app", "--http", "bff.asgi:HttpProtocol",
+             "--host", "127.0.0.1",
              "--port", str(self.port), "--log-level", "warning"],
             env=self.env, stdout=self._log(), stderr=subprocess.STDOUT)
 
