@@ -1,18 +1,18 @@
 """A pipelined Redis connection for the one command a reused answer sends.
 
 A reused answer costs one Redis round trip (`AppointmentCache.append_if_current`), and
-through redis-py that round trip took about a third of its CPU (bench/results/NOTES.md):
-a connection taken from and given back to the blocking pool, a timeout context, the
-command packed argument by argument in Python, the reply parsed through callbacks. A lane
-is one connection on which concurrent callers' commands are written as they come and
-their replies read in order — packed and parsed by hiredis (redis-py's own parser) — so a
-call costs a future and a share of one write: the commands of every caller in one turn of
-the event loop leave together, in one write when the turn ends (a write per command was
-an eighth of a reused answer's CPU at 16 connections: each is a system call, and on
-loopback the send carries the receiving side's work too). On a Redis Cluster there is one lane per primary,
-chosen by the command's slot from redis-py's slot map (`AppointmentCache`); a redirect or
-a lost node sends that command through redis-py's cluster client, which follows it and
-learns the new map. TLS is never laned (the lane does not speak it: redis-py does).
+through redis-py that round trip took about a third of its CPU (bench/results/NOTES.md): a
+connection taken from and given back to the blocking pool, a timeout context, the command
+packed argument by argument in Python, the reply parsed through callbacks. A lane is one
+connection on which concurrent callers' commands are written and their replies read in
+order — packed and parsed by hiredis (redis-py's own parser) — so a call costs a future
+and a share of one write: the commands of every caller in one turn of the event loop leave
+together, in one write when the turn ends (a write per command was an eighth of a reused
+answer's CPU at 16 connections: each is a system call, and on loopback the send carries
+the receiving side's work too). On a Redis Cluster there is one lane per primary, chosen
+by the command's slot from redis-py's slot map (`AppointmentCache`); a redirect or a lost
+node sends that command through redis-py's cluster client, which follows it and learns the
+new map. TLS is never laned (the lane does not speak it: redis-py does).
 
 Failures are redis-py's: `ConnectionError` when the connection cannot be made or is lost
 (every command in flight fails with it, and the next call connects again), `TimeoutError`
