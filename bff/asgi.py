@@ -3,7 +3,7 @@
     REDIS_URL=redis://… uvicorn --factory bff.asgi:app --http bff.asgi:HttpProtocol --workers 4
 
 `HttpProtocol` is uvicorn's own httptools protocol with each response sent in one write
-(`bff.web.serving.CoalescedWrites`); without `--http` the BFF works the same, ~9 % slower
+(`bff.runtime.writes`); without `--http` the BFF works the same, ~9 % slower
 on reused answers.
 
 Settings come from the environment as for `bff serve`. With the built-in sources file,

@@ -7,12 +7,13 @@ packed argument by argument in Python, the reply parsed through callbacks. A lan
 connection on which concurrent callers' commands are written and their replies read in
 order — packed and parsed by hiredis (redis-py's own parser) — so a call costs a future
 and a share of one write: the commands of every caller in one turn of the event loop leave
-together, in one write when the turn ends (a write per command was an eighth of a reused
-answer's CPU at 16 connections: each is a system call, and on loopback the send carries
-the receiving side's work too). On a Redis Cluster there is one lane per primary, chosen
-by the command's slot from redis-py's slot map (`AppointmentCache`); a redirect or a lost
-node sends that command through redis-py's cluster client, which follows it and learns the
-new map. TLS is never laned (the lane does not speak it: redis-py does).
+together, in one write when the turn ends (`bff.runtime.writes`; a write per command was
+an eighth of a reused answer's CPU at 16 connections: each is a system call, and on
+loopback the send carries the receiving side's work too). On a Redis Cluster there is one
+lane per primary, chosen by the command's slot from redis-py's slot map
+(`AppointmentCache`); a redirect or a lost node sends that command through redis-py's
+cluster client, which follows it and learns the new map. TLS is never laned (the lane does
+not speak it: redis-py does).
 
 Failures are redis-py's: `ConnectionError` when the connection cannot be made or is lost
 (every command in flight fails with it, and the next call connects again), `TimeoutError`
@@ -34,29 +35,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bff.runtime.writes import CoalescedWrites
+
 
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader(replyError=ResponseError)
         self.waiting: deque[asyncio.Future[Any]] = deque()
-        self.transport: asyncio.Transport | None = None
+        self.transport: CoalescedWrites | None = None
+        """The connection: the commands of one loop turn are written together."""
         self.lost: BaseException | None = None
-        self.unsent: list[bytes] = []
-        """Commands of this loop turn, written together by `flush`."""
-
-    def send(self, command: bytes) -> None:
-        """Write `command` when this turn of the event loop ends, with the turn's others."""
-        if not self.unsent:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self.unsent.append(command)
-
-    def flush(self) -> None:
-        unsent, self.unsent = self.unsent, []
-        if self.lost is None and self.transport is not None:
-            self.transport.write(unsent[0] if len(unsent) == 1 else b"".join(unsent))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = CoalescedWrites(transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -85,7 +76,7 @@ class _Protocol(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_exception(self.lost)
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()  # commands not yet sent are not sent: their callers have failed
 
 
 class Lane:
@@ -124,7 +115,8 @@ class Lane:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Any] = loop.create_future()
         protocol.waiting.append(waiter)
-        protocol.send(hiredis.pack_command(args))  # type: ignore[arg-type]
+        assert protocol.transport is not None
+        protocol.transport.write(hiredis.pack_command(args))  # type: ignore[arg-type]
         timer = loop.call_later(self._timeout, self._expire, protocol, waiter)
         try:
             return await waiter

@@ -6,57 +6,16 @@ import asyncio
 import errno
 import socket
 from dataclasses import dataclass
-from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from bff.runtime.writes import CoalescedWrites
+
 STARTUP_TIMEOUT = 15.0
 GRACEFUL_SHUTDOWN = 5
 """Seconds open requests get to finish when a server stops."""
-
-
-class CoalescedWrites:
-    """A transport whose writes of one event-loop turn go out together, in one write when
-    the turn ends. uvicorn writes a response's status line and headers and then its body,
-    two system calls and (with TCP_NODELAY) two segments: a reused answer paid ~7 % of
-    its CPU for the second. Everything else is the transport's own."""
-
-    __slots__ = ("_loop", "_transport", "_unsent")
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._loop = asyncio.get_running_loop()
-        self._unsent: list[bytes] = []
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._unsent:
-            self._loop.call_soon(self._flush)
-        self._unsent.append(bytes(data))
-
-    def writelines(self, lines: Any) -> None:
-        for data in lines:
-            self.write(data)
-
-    def _flush(self) -> None:
-        unsent, self._unsent = self._unsent, []
-        if unsent and not self._transport.is_closing():
-            self._transport.write(unsent[0] if len(unsent) == 1 else b"".join(unsent))
-
-    def close(self) -> None:
-        self._flush()  # what was written before the close is sent, as by the transport itself
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._unsent.clear()
-        self._transport.abort()
-
-    def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._unsent))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 class HttpProtocol(HttpToolsProtocol):
