@@ -180,8 +180,12 @@ class ResponseCache:
 
     def holds(self, place: Place) -> bool:
         """Whether an answer kept at `place` may still be reused (if its generations hold)."""
+        return self._unexpired(place) is not None
+
+    def _unexpired(self, place: Place) -> Kept | None:
+        """The answer kept at `place`, unless it is past `MAX_AGE` (or there is none)."""
         kept = self._kept.get(place.key)
-        return kept is not None and time.monotonic() < kept.expires
+        return kept if kept is not None and time.monotonic() < kept.expires else None
 
     async def reuse(self, place: Place, audit: AuditLog,
                     count: Count | None = None) -> tuple[Kept | None, Lookup | None, bool]:
@@ -192,9 +196,9 @@ class ResponseCache:
         request (`count`, the viewer's rate limit), and so does the one that reads the
         generations when there is none to confirm: the last value says whether it was
         counted. Raises `Limited` when the request is over the limit."""
-        kept = self._kept.get(place.key)
+        kept = self._unexpired(place)
         current: list[bytes | None] | list[bytes] | None
-        if kept is not None and time.monotonic() < kept.expires:
+        if kept is not None:
             try:
                 current = await self._cache.append_if_current(place.persons, kept.generations,
                                                               [audit.appendable(*entry) for entry in kept.audits],
@@ -215,8 +219,7 @@ class ResponseCache:
         else:
             current = await self._cache.generations(place.persons)
             counted = False
-        if kept is not None:
-            self._kept.discard(place.key)
+        self._kept.discard(place.key)  # an answer past its age or its generations, if any
         if current is None or any(generation is None for generation in current):
             return None, None, counted
         return None, Lookup(place.key, tuple(cast(list[bytes], current))), counted
