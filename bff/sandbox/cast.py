@@ -77,8 +77,11 @@ class World:
 
 
 def _years_ago(today: date, years: int) -> date:
-    """A birth date making someone `years` old today, their birthday some 40 days past."""
-    return date(today.year - years, today.month, min(today.day, 28)) - timedelta(days=40)
+    """A birth date making someone `years` old today, their birthday 40 to 221 days past.
+    It moves only when a half-year begins (1 January, 1 July), not every day: the person's
+    pid is made from it, and a sandbox started before midnight must still know the person a
+    token made after midnight names (`bff token`, a test run that crosses midnight)."""
+    return date(today.year - years, 1 if today.month < 7 else 7, 1) - timedelta(days=40)
 
 
 def cast(today: date) -> dict[str, CastMember]:
