@@ -10,12 +10,15 @@ time of its first and of its last occurrence in a request.
     python -m bench.trace --requests 500 --directory-ms 20
     python -m bench.trace --peer-shape --connections 16 --requests 1500
                                            # (p)'s shape under (p)'s load: where queueing adds
+    python -m bench.trace --gaps           # between consecutive marks: median wall and CPU time
 
 The marks:
 
 | mark | what |
 |---|---|
 | token | verifying the bearer token |
+| kept | `BffGraphQL.kept_answer`: kept answer and rate count (a round trip); an own list's early start |
+| lane | one Redis command on the lane (written → reply) |
 | execute | Strawberry's `Schema.execute` (parse and validation caches, extensions, execution) |
 | list | the list resolver starting the own list (read-ahead, early hospital calls) |
 | redis | `AppointmentCache.read_or_lease` (a round trip, or nothing when every key was read ahead) |
@@ -29,6 +32,9 @@ The marks:
 | headers, body | the response's start and body handed to the server |
 
 Each wrapper costs a few µs, so later marks drift a little; read the gaps between marks.
+`--gaps` prints, for each pair of consecutive marks, the median wall time between them and
+the median CPU time the process spent meanwhile: where the two differ, the request waited
+(for Redis, a provider, or — under load — other requests' work).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import argparse
 import contextvars
 import functools
 import inspect
+import itertools
 import json
 import os
 import statistics
@@ -58,7 +65,7 @@ _events: contextvars.ContextVar[list[tuple[str, float]] | None] = contextvars.Co
 def _mark(label: str) -> None:
     events = _events.get()
     if events is not None:
-        events.append((label, time.perf_counter()))
+        events.append((label, time.perf_counter(), time.thread_time()))
 
 
 def _wrapped(function: Callable[..., Any], label: str) -> Callable[..., Any]:
@@ -86,9 +93,11 @@ def _instrument() -> None:
     """Wrap the steps named in the module's docstring, wherever they are looked up."""
     import strawberry.schema.schema as strawberry_schema
 
+    import bff.app
     import bff.readpath.appointments
     import bff.readpath.gateway
     import bff.store.cache
+    import bff.store.lane
     import bff.web.auth
     import connectors.fhir.connector
     import connectors.http
@@ -100,6 +109,8 @@ def _instrument() -> None:
 
     targets: list[tuple[Any, str, str, list[Any]]] = [
         (bff.web.auth.TokenVerifier, "verify", "token", []),
+        (bff.app.BffGraphQL, "kept_answer", "kept", []),
+        (bff.store.lane.Lane, "call", "lane", []),
         (strawberry_schema.Schema, "execute", "execute", []),
         (resolvers.loaders.AppointmentsBySourceLoader, "start_own_list", "list", []),
         (bff.store.cache.AppointmentCache, "read_or_lease", "redis", []),
@@ -136,7 +147,7 @@ def serve(port: int, out: str) -> None:
             if scope["type"] != "http" or scope["path"] != "/graphql":
                 await inner(scope, receive, send)
                 return
-            events = [("arrived", time.perf_counter())]
+            events = [("arrived", time.perf_counter(), time.thread_time())]
             _events.set(events)
 
             async def noting(message: dict[str, Any]) -> None:
@@ -147,12 +158,13 @@ def serve(port: int, out: str) -> None:
                 await send(message)
 
             await inner(scope, receive, noting)
-            start = events[0][1]
-            sink.write(json.dumps([(label, round((at - start) * 1000, 3)) for label, at in events]) + "\n")
+            start, cpu = events[0][1], events[0][2]
+            sink.write(json.dumps([(label, round((at - start) * 1000, 3), round((used - cpu) * 1000, 3))
+                                   for label, at, used in events]) + "\n")
 
         return traced
 
-    uvicorn.run(app, factory=True, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, factory=True, port=port, log_level="warning", access_log=False, http=asgi.HttpProtocol)
 
 
 def main() -> None:
@@ -164,6 +176,7 @@ def main() -> None:
                         help="scenario (p)'s providers and query (5 sources x 6, pages of 5, the directory's 50 ms)")
     parser.add_argument("--connections", type=int, default=1,
                         help="requests in flight at once (16: as (p)'s wrk; the BFF then pinned to CPU 0)")
+    parser.add_argument("--gaps", action="store_true", help="median wall and CPU time between consecutive marks")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -194,15 +207,19 @@ def main() -> None:
             list(pool.map(send_all, [tokens[n::args.connections] for n in range(args.connections)]))
         time.sleep(0.2)
         requests = [json.loads(line) for line in out.read_text().splitlines()][warmup:]
-    print(report(requests))
+    print(gaps(requests) if args.gaps else report(requests))
 
 
-def report(requests: list[list[tuple[str, float]]]) -> str:
+Events = list[tuple[str, float, float]]
+"""A request's marks: (label, ms after it arrived, ms of the process's CPU since then)."""
+
+
+def report(requests: list[Events]) -> str:
     """Per mark, the median ms of its first and last occurrence, in the order they happen."""
     seen: dict[str, list[list[float]]] = {}
     for events in requests:
         times: dict[str, list[float]] = {}
-        for label, at in events:
+        for label, at, _ in events:
             times.setdefault(label, []).append(at)
         for label, ats in times.items():
             seen.setdefault(label, []).append([ats[0], ats[-1], len(ats)])
@@ -212,6 +229,27 @@ def report(requests: list[list[tuple[str, float]]]) -> str:
     for label in order:
         first, last, count = (statistics.median(s[i] for s in seen[label]) for i in range(3))
         lines.append(f"{label:12} {first:8.2f} {last:8.2f} {count:6.0f}")
+    return "\n".join(lines)
+
+
+def gaps(requests: list[Events]) -> str:
+    """Per pair of consecutive marks (in the order of the first requests), the median wall
+    and CPU ms between them, over the requests that have the pair."""
+    between: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    order: list[tuple[str, str]] = []
+    for n, events in enumerate(requests):
+        for (a, wall_a, cpu_a), (b, wall_b, cpu_b) in itertools.pairwise(events):
+            walls, cpus = between.setdefault((a, b), ([], []))
+            walls.append(wall_b - wall_a)
+            cpus.append(cpu_b - cpu_a)
+            if n < 50 and (a, b) not in order:
+                order.append((a, b))
+    lines = [f"{'from':>12} -> {'to':12} {'wall':>7} {'cpu':>7} {'seen':>6}   (ms; median of {len(requests)} requests)"]
+    for a, b in order:
+        walls, cpus = between[(a, b)]
+        if len(walls) >= len(requests) / 3:
+            lines.append(f"{a:>12} -> {b:12} {statistics.median(walls):7.3f} {statistics.median(cpus):7.3f} "
+                         f"{len(walls):6d}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,140 @@
+"""The viewer's own list, started when the request is admitted instead of when its resolver runs.
+
+A cold own list waits for the person directory (which says which GP and municipal sources
+apply) and for the providers; everything the BFF does before it asks them is added to
+the citizen's wait. Between the rate limit's answer and the `appointments` resolver lie
+Strawberry's request handling, parsing, validation and execution (about 0.7 ms of CPU, more
+on a busy process), so a request whose document is known to ask for exactly what the
+resolver would start — the viewer's own list, alone, with the default filter — starts
+it right after the rate limit admitted the request: the directory is asked, the list's
+cache entries read and the hospitals asked, while the request goes through the view.
+The resolver then finds all of it under way (`AppointmentsBySourceLoader.start_own_list`
+does nothing twice).
+
+A request refused by the rate limit or by validation still asks no one: a document is
+started early only once a request with the same text has passed validation in this
+process (validation depends on the text alone, the cost limit included), and only when
+the request's own variables coerce and its page arguments are ones the resolver accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    parse,
+)
+from graphql.execution.values import get_argument_values, get_variable_values
+
+from bff.domain.errors import BadInput
+from bff.domain.ids import Ids
+from bff.runtime.lru import Lru
+from resolvers.appointments.listing import AppointmentFilter, own_list_sources, page_bounds
+from resolvers.context import Context
+
+FIELD = "appointments"
+ARGUMENTS = frozenset({"first", "after"})
+"""The only arguments an early list may be given: with `filter` or `onBehalfOf` the
+resolver starts a list of its own (another window, or another person's)."""
+DOCUMENTS = 2_000
+READ_WAIT = 0.05
+"""Seconds the request waits for its list's entries before it goes on (Redis answers in
+well under a millisecond; slower, the calls leave whenever it answers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OwnList:
+    """A document that asks only for the viewer's own list: its one operation and field."""
+
+    operation: OperationDefinitionNode
+    field: FieldNode
+
+
+def own_list(document: DocumentNode) -> OwnList | None:
+    """The document's own-list field, when its one operation is a query of `appointments`
+    alone (no directive, no `filter`, no `onBehalfOf`) and it has no fragments."""
+    if len(document.definitions) != 1 or not isinstance(document.definitions[0], OperationDefinitionNode):
+        return None
+    operation = document.definitions[0]
+    if operation.operation is not OperationType.QUERY or operation.directives:
+        return None
+    selections = operation.selection_set.selections
+    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
+        return None
+    field = selections[0]
+    if field.name.value != FIELD or field.directives or \
+            any(argument.name.value not in ARGUMENTS for argument in field.arguments or ()):
+        return None
+    return OwnList(operation, field)
+
+
+class EarlyLists:
+    """The documents this process has seen pass validation, and which of them ask for the
+    viewer's own list (`own_list`)."""
+
+    def __init__(self, schema: GraphQLSchema) -> None:
+        self._schema = schema
+        self._field = schema.query_type.fields[FIELD] if schema.query_type else None
+        self._known: Lru[str, OwnList | bool] = Lru(DOCUMENTS)
+        """Per validated text: its own-list field, or False."""
+
+    def validated(self, query: str) -> None:
+        """A request with this text passed validation (it was executed)."""
+        if self._known.get(query) is None:
+            try:
+                found = own_list(parse(query))
+            except GraphQLError:
+                found = None
+            self._known.put(query, found or False)
+
+    def applies(self, query: str, operation_name: str | None, variables: Any, ids: Ids) -> bool:
+        """Whether this request will ask for the viewer's own list alone (see the module)."""
+        found = self._known.get(query)
+        if not isinstance(found, OwnList) or self._field is None or not isinstance(variables, dict | None):
+            return False
+        name = found.operation.name.value if found.operation.name else None
+        if operation_name is not None and operation_name != name:
+            return False
+        coerced = get_variable_values(self._schema, found.operation.variable_definitions or (), variables or {})
+        if isinstance(coerced, list):
+            return False  # the view reports the variables' errors, and asks no one
+        try:
+            arguments = get_argument_values(self._field, found.field, coerced)
+            page_bounds(ids, arguments.get("first"), arguments.get("after"))
+        except (GraphQLError, BadInput):
+            return False
+        return True
+
+
+async def start_own_list(context: Context) -> None:
+    """Admit the request (the directory may be asked for the viewer), start the viewer's
+    own list with the default filter, as its resolver will, and return once its calls
+    have been sent.
+
+    The request's own path from here to its resolver is CPU without a pause (the view,
+    parsing, validation, execution: ~0.6 ms); the lookup and the list's fetches are tasks
+    of their own, which would run only when it first waits, and the resolver waits for
+    the directory's answer before anything else anyway. So the calls go first: one loop
+    turn, in which the directory is asked (the viewer's record was read beside the rate
+    limit) and the list's entries asked of Redis, in a command of their own; once those
+    are read, one more, in which each source that applies to everyone and has no fresh
+    entry is asked; once the directory has answered, one more, for the sources its
+    answer says apply (GP, municipality). The view's work then overlaps the providers'."""
+    context.executing()
+    appointments = context.appointments
+    appointments.start_own_list(own_list_sources(context, AppointmentFilter().to_domain()),
+                                context.viewer.pid, alone=True, now=True)
+    await asyncio.sleep(0)
+    await appointments.ahead.read(READ_WAIT)
+    await asyncio.sleep(0)
+    lookup = context.persons.load(context.viewer.pid)
+    await asyncio.wait([lookup], timeout=max(0.0, context.deadline - asyncio.get_running_loop().time()))
+    await asyncio.sleep(0)
