@@ -12,9 +12,13 @@ and p95, and its CPU per list.
     python -m bench.ab --against HEAD --rounds 8
     python -m bench.ab --against HEAD --env-b BFF_RATE_LIMIT_PER_MINUTE=0   # B with a setting
     python -m bench.ab --against HEAD --warm         # (p)'s warm row: one person, the same query
+    python -m bench.ab --against HEAD --one          # (a)'s cold row: one connection, (a)'s providers
 
 `--warm` measures (p)'s warm ad-hoc row instead: one person asking the same query again,
-every answer reused (both sides are asked it twice first, to keep an answer).
+every answer reused (both sides are asked it twice first, to keep an answer). `--one`
+measures scenario (a) instead: its providers (6 sources x 30 appointments, one page each,
+the directory at once), its query, cold lists one at a time on one connection — the
+latency a request adds on an idle server.
 
 The same commit on both sides differed by up to ~2 % in throughput and ~4 % in CPU per
 list (bench/results/NOTES.md, 2026-12-04): smaller differences are noise.
@@ -42,8 +46,10 @@ def main() -> None:
     parser.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for side B only (repeatable)")
     parser.add_argument("--warm", action="store_true", help="one person, the same query again (reused answers)")
+    parser.add_argument("--one", action="store_true", help="scenario (a): cold lists on one connection")
     args = parser.parse_args()
-    bench = run.Bench(quick=True, peer_shape=True)
+    connections, first = (1, 50) if args.one else (CONNECTIONS, 100)
+    bench = run.Bench(quick=True, peer_shape=not args.one)
     with ExitStack() as stack:
         stack.callback(bench.cleanup)
         bench.start(stack)
@@ -53,23 +59,23 @@ def main() -> None:
         for pid in pids.values():
             subprocess.run(["taskset", "-pc", "0", str(pid)], check=True, capture_output=True)
         tokens = bench.tokens(run.pids(1, 20_000) if args.warm else run.pids(60_000, 700_000), "cold")
-        document = {"query": run.PEER_QUERY}
+        document = {"query": run.QUERY if args.one else run.PEER_QUERY}
         if args.warm:
             for side in "AB":
                 warm_up(urls[side] + "/graphql", tokens, document)
         others = ["taskset", "-c", "1"]
         offset = 0
         for side in "AB":  # first connections, first lists: not measured
-            warm = bench.wrk(urls[side] + "/graphql", tokens, 100, CONNECTIONS, 3, document=document, offset=offset,
+            warm = bench.wrk(urls[side] + "/graphql", tokens, first, connections, 3, document=document, offset=offset,
                              cpus=others)
-            offset = 0 if args.warm else offset + warm["requests"] + CONNECTIONS
+            offset = 0 if args.warm else offset + warm["requests"] + connections
         rounds: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
         for n in range(args.rounds):
             for side in "AB" if n % 2 == 0 else "BA":
                 before = run.cpu_seconds(pids[side])
-                result = bench.wrk(urls[side] + "/graphql", tokens, 100, CONNECTIONS, args.seconds,
+                result = bench.wrk(urls[side] + "/graphql", tokens, first, connections, args.seconds,
                                    document=document, offset=offset, cpus=others)
-                offset = 0 if args.warm else offset + result["requests"] + CONNECTIONS
+                offset = 0 if args.warm else offset + result["requests"] + connections
                 result["cpu_ms"] = (run.cpu_seconds(pids[side]) - before) / max(1, result["requests"]) * 1000
                 rounds[side].append(result)
     for side, name in (("A", "working tree"), ("B", args.against)):
