@@ -69,7 +69,13 @@ from bff.web.auth import (
 from bff.web.calendar import calendar_endpoint
 from bff.web.citizen import CitizenPage
 from bff.web.edge import Edge
-from bff.web.graphql_http import SUBSCRIPTION_OVER_HTTP, SpecCompliantGraphQL, is_subscription, preferred_media
+from bff.web.graphql_http import (
+    SUBSCRIPTION_OVER_HTTP,
+    SpecCompliantGraphQL,
+    is_request_error,
+    is_subscription,
+    preferred_media,
+)
 from bff.web.ide import IdePage
 from bff.web.trusted import TrustedDocuments, operations_dir
 from bff.web.webhooks import webhook
@@ -78,6 +84,7 @@ from connectors.helseid import HelseIdClients, Observe
 from connectors.http import Auth, ProviderClient
 from connectors.notifier import HttpNotifier
 from connectors.persons import HttpPersonDirectory
+from resolvers.appointments.early import EarlyLists, start_own_list
 from resolvers.context import ANONYMOUS, Context
 from resolvers.schema import build_schema
 
@@ -146,6 +153,7 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
     def __init__(self, schema: Any, trusted: TrustedDocuments, **options: Any) -> None:
         super().__init__(schema, **options)
         self.trusted = trusted
+        self.early = EarlyLists(schema._schema)
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry answers JSONDecodeError with 400. orjson raises it for bodies that are
@@ -226,7 +234,13 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         scope["state"]["counted"] = counted
         if kept is None:
             scope["state"]["kept_lookup"] = (query, lookup)
-            if early is not None:
+            if early is not None and self.early.applies(query, operation, variables, services.ids):
+                context = Context(services=services, viewer=viewer)
+                context.persons.begin(viewer.pid, *early)
+                scope["state"]["early_context"] = context
+                services.metrics.early_lists.inc()
+                await start_own_list(context)
+            elif early is not None:
                 scope["state"]["viewer_lookup"] = early
             return replay, None
         services.metrics.of(services.metrics.responses, "hit").inc()
@@ -261,6 +275,8 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         """Execute the operation, and keep its answer at `lookup` if it may be reused."""
         result = await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                               request_data)
+        if request_data.query and not is_request_error(result):
+            self.early.validated(request_data.query)
         if lookup is not None and not result.errors and not context.degraded and result.data is not None:
             context.services.responses.put(lookup, result.data, tuple(context.audited), started)
         return result
@@ -280,6 +296,9 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         services: Services = request.app.state.services
         state = request.scope.get("state", {})
+        early = state.pop("early_context", None)
+        if early is not None:  # `kept_answer` made it, and started the list
+            return cast(Context, early)
         viewer: Viewer = state.get("viewer", ANONYMOUS)
         context = Context(services=services, viewer=viewer)
         started = state.pop("viewer_lookup", None)
@@ -386,7 +405,12 @@ class AuthenticatedGraphQL:
                 if kept is not None:
                     await kept(scope, receive, send)
                     return
-            await self.view(scope, receive, send)
+            try:
+                await self.view(scope, receive, send)
+            finally:
+                unused = scope["state"].pop("early_context", None)
+                if unused is not None:  # the view ended before it took it
+                    unused.release()
 
 
 async def authenticate(scope: Scope, *, count: bool = True) -> Response | None:

@@ -82,6 +82,7 @@ class Context:
         list's rows, provider answers and all stay alive until the garbage collector runs
         (bench/results/NOTES.md)."""
         self.persons.abandon()
+        self.appointments.ahead.release_unused()
         for loader in (self.persons, self.appointments, self.cancellations):
             loader.clear_all()
 

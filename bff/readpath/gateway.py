@@ -114,11 +114,17 @@ class ReadAhead:
         self._gateway = gateway
         self._task: asyncio.Task[dict[str, tuple[bytes | None, bool]]] | None = None
 
-    def start(self, sources: Sequence[tuple[SourceConfig, bool]], pid: str, today: date) -> None:
+    def start(self, sources: Sequence[tuple[SourceConfig, bool]], pid: str, today: date, now: bool = False) -> None:
         """Read the entries of `sources` (each with whether its history is wanted) for `pid`
-        (once per request: a second list in the same request reads its own way)."""
+        (once per request: a second list in the same request reads its own way); `now`:
+        in a command of its own, sent at once (`AppointmentCache.read_or_lease`)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._gateway.read_ahead(sources, pid, today))
+            self._task = asyncio.get_running_loop().create_task(self._gateway.read_ahead(sources, pid, today, now))
+
+    async def read(self, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) until the entries are read, whatever the read found."""
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=timeout)
 
     async def take(self, keys: Sequence[str]) -> dict[str, tuple[bytes | None, bool]]:
         """What was read of `keys` (the entry, and whether its lease is now this caller's)."""
@@ -184,10 +190,10 @@ class Gateway:
             await stop(task)
 
     async def read_ahead(self, sources: Sequence[tuple[SourceConfig, bool]], pid: str,
-                         today: date) -> dict[str, tuple[bytes | None, bool]]:
+                         today: date, now: bool = False) -> dict[str, tuple[bytes | None, bool]]:
         """Each source's entry for `pid`, and whether its lease was taken (see `ReadAhead`)."""
         keys = [self._key(source, history, today, pid) for source, history in sources]
-        raws, leased = await self._cache.read_or_lease(keys, [_lease(source) for source, _ in sources])
+        raws, leased = await self._cache.read_or_lease(keys, [_lease(source) for source, _ in sources], now)
         return {key: (raw, key in leased) for key, raw in zip(keys, raws, strict=True)}
 
     def start_fetch(self, source: SourceConfig, pids: Sequence[str], history: bool, today: date,

@@ -45,6 +45,9 @@ class Metrics:
         self.redis_errors = Counter("bff_redis_errors", "Redis operations that failed", ["operation"], registry=r)
         self.responses = Counter("bff_response_cache", "Query documents answered: hit (reused) or miss",
                                  ["result"], registry=r)
+        self.early_lists = Counter("bff_lists_started_early", "Own lists started as soon as the rate limit "
+                                   "admitted the request, before the GraphQL view ran (resolvers.appointments.early)",
+                                   registry=r)
         self.responses_kept = Gauge("bff_response_cache_entries", "Answers to query documents kept in memory",
                                     registry=r)
         self.webhook_orphans = Counter("bff_webhook_unknown_requests", "Provider answers about requests this "

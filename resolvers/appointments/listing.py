@@ -17,6 +17,7 @@ from bff.domain.errors import BadInput
 from bff.domain.ids import Ids
 from bff.domain.models import AppointmentStatus, SourceKind
 from bff.domain.rules import TimeFilter
+from bff.domain.sources import SourceConfig
 from bff.domain.timez import FIRST_YEAR, LAST_YEAR, to_oslo
 from bff.readpath.appointments import (
     Chosen,
@@ -31,7 +32,7 @@ from bff.readpath.appointments import (
 )
 from resolvers.appointments.nodes import ACCEPTED, Appointment, appointment_node
 from resolvers.common import PageInfo
-from resolvers.context import Info
+from resolvers.context import Context, Info
 from resolvers.persons.subjects import patient, subject
 from resolvers.sources.types import Source, SourceResult
 
@@ -97,18 +98,28 @@ class AppointmentConnection:
 
 def page_request(info: Info, first: int | None, after: str | None) -> tuple[int, tuple[datetime, str, str] | None]:
     """`first` (checked) and the position `after` names."""
+    return page_bounds(info.context.services.ids, first, after)
+
+
+def page_bounds(ids: Ids, first: int | None, after: str | None) -> tuple[int, tuple[datetime, str, str] | None]:
+    """`first` (checked) and the position `after` names; `BadInput` when either is wrong."""
     first = DEFAULT_PAGE_SIZE if first is None else first
     if not 0 <= first <= MAX_PAGE_SIZE:
         raise BadInput(f"`first` må være mellom 0 og {MAX_PAGE_SIZE}.")
     if after is None:
         return first, None
-    parts = info.context.services.ids.decode("K", after)
+    parts = ids.decode("K", after)
     try:
         if parts is None or len(parts) != 3:
             raise ValueError
         return first, (to_oslo(datetime.fromisoformat(parts[0])), parts[1], parts[2])
     except ValueError:
         raise BadInput("`after` er ikke en markør fra denne listen.") from None
+
+
+def own_list_sources(ctx: Context, wanted: ListFilter) -> list[tuple[SourceConfig, bool]]:
+    """The sources a list with `wanted` consults, each with whether its history is wanted."""
+    return [(s, wanted.time.wants_history(s)) for s in ctx.services.catalogue.sources if wanted.consults(s)]
 
 
 async def consulted_for(info: Info, wanted: ListFilter, on_behalf_of: strawberry.ID | None) -> tuple[
@@ -118,8 +129,7 @@ async def consulted_for(info: Info, wanted: ListFilter, on_behalf_of: strawberry
     ctx = info.context
     ahead = ctx.appointments.ahead
     if on_behalf_of is None:
-        ctx.appointments.start_own_list([(s, wanted.time.wants_history(s)) for s in ctx.services.catalogue.sources
-                                         if wanted.consults(s)], ctx.viewer.pid, _alone(info))
+        ctx.appointments.start_own_list(own_list_sources(ctx, wanted), ctx.viewer.pid, _alone(info))
     try:
         who = await subject(info, on_behalf_of)
         chosen = choose(who, ctx.services.catalogue, wanted)

@@ -1,0 +1,127 @@
+"""The viewer's own list started at admission (`resolvers.appointments.early`): the same
+answer and the same provider calls as through the resolver, and nobody asked for a
+request the view then refuses."""
+
+from __future__ import annotations
+
+from graphql import parse
+
+from resolvers.appointments.early import own_list
+from tests.conftest import Bff, Sandbox, redis_client_for_tests
+
+OWN = """
+query Own($first: Int, $after: String) {
+  appointments(first: $first, after: $after) {
+    totalCount
+    nodes { id title status start source { id } canCancel }
+    sources { source { id } state }
+  }
+}
+"""
+OWN_AND_SOURCES = OWN.replace("query Own(", "query OwnAndSources(").rstrip()[:-1] + "  sources { id }\n}\n"
+"""The same list beside another root field: its list starts in the resolver, as before."""
+
+
+def started_early(bff: Bff) -> float:
+    value = bff.app.state.services.metrics.registry.get_sample_value("bff_lists_started_early_total")
+    return value or 0.0
+
+
+async def forget_everything_cached(bff: Bff) -> None:
+    redis = redis_client_for_tests()
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()
+
+
+async def leases_left(bff: Bff) -> list[bytes]:
+    redis = redis_client_for_tests()
+    try:
+        return [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:*:lease", count=1000)]
+    finally:
+        await redis.aclose()
+
+
+async def cold(bff: Bff, sandbox: Sandbox, document: str, who: str, **variables: object) -> tuple[dict, dict]:
+    """The answer to `document` for a viewer nothing is cached for, and the calls it made."""
+    await forget_everything_cached(bff)
+    await sandbox.clear()
+    data = await bff.query(document, dict(variables), who=who)
+    await bff.settled()
+    return data, await sandbox.calls()
+
+
+async def test_a_known_own_list_starts_at_admission_with_the_resolvers_answer_and_calls(
+        bff: Bff, sandbox: Sandbox) -> None:
+    await bff.query(OWN, who="frogner")  # the document passes validation once, through the view
+    through_resolver, resolver_calls = await cold(bff, sandbox, OWN_AND_SOURCES, "asane", first=3)
+    before = started_early(bff)
+    early, early_calls = await cold(bff, sandbox, OWN, "asane", first=3)
+    assert started_early(bff) == before + 1
+    assert early["appointments"] == through_resolver["appointments"]
+    assert early["appointments"]["totalCount"] > len(early["appointments"]["nodes"]) == 3
+    assert {s["state"] for s in early["appointments"]["sources"]} == {"OK"}
+    # The early start and the resolver share the list: the same calls as the resolver makes
+    # alone (each source once; Helse Vest's answer has two pages), the directory once.
+    assert early_calls == resolver_calls
+    assert early_calls.pop("persons") == 1
+    assert early_calls == {"helse-vest": 2, "helse-nord": 1, "helse-midt": 1, "fastlege": 1, "bergen": 1}
+    assert not await leases_left(bff)
+
+
+async def test_a_request_the_view_refuses_starts_no_list_early(bff: Bff, sandbox: Sandbox) -> None:
+    await bff.query(OWN, who="asane")
+    before = started_early(bff)
+    refused = [
+        ({"first": 1000}, "BAD_USER_INPUT"),  # the resolver's own bounds
+        ({"after": "not-a-cursor"}, "BAD_USER_INPUT"),
+        ({"first": "ten"}, None),  # the variables do not coerce: nothing is executed
+    ]
+    for variables, code in refused:
+        await forget_everything_cached(bff)
+        await sandbox.clear()
+        body = (await bff.post(OWN, variables, who="frogner")).json()
+        await bff.settled()
+        assert body["errors"], variables
+        if code:
+            assert body["errors"][0]["extensions"]["code"] == code
+        calls = await sandbox.calls()
+        # The view admits a request it executes, so the viewer's record may be looked up;
+        # no provider is asked for a list that was never going to be made.
+        assert set(calls) <= {"persons"}, (variables, calls)
+        assert not await leases_left(bff), variables
+    assert started_early(bff) == before
+
+
+async def test_a_document_that_never_passed_validation_is_never_started_early(bff: Bff, sandbox: Sandbox) -> None:
+    invalid = OWN.replace("canCancel", "canCancel bogus")
+    before = started_early(bff)
+    for _ in range(2):
+        await forget_everything_cached(bff)
+        await sandbox.clear()
+        body = (await bff.post(invalid, who="frogner")).json()
+        assert body["errors"] and "data" not in body
+        await bff.settled()
+        assert await sandbox.calls() == {}
+    assert started_early(bff) == before
+
+
+def test_only_the_viewers_own_list_alone_with_the_default_filter_is_started_early() -> None:
+    assert own_list(parse("{ appointments { totalCount } }")) is not None
+    assert own_list(parse("query L($n: Int) { mine: appointments(first: $n, after: null) { totalCount } }"))
+    not_early = [
+        "{ appointments(filter: {includePast: true}) { totalCount } }",  # another window
+        "query L($on: ID) { appointments(onBehalfOf: $on) { totalCount } }",  # another person's list
+        "{ appointments { totalCount } sources { id } }",  # not alone: batched with the others
+        "{ appointments @include(if: true) { totalCount } }",
+        "query L @deprecated { appointments { totalCount } }",
+        "{ ...F } fragment F on Query { appointments { totalCount } }",
+        "query A { appointments { totalCount } } query B { appointments { totalCount } }",
+        "{ me { name } }",
+        "subscription { cancellationUpdates { id } }",
+    ]
+    for text in not_early:
+        assert own_list(parse(text)) is None, text
