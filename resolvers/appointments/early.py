@@ -5,11 +5,12 @@ apply) and for the providers; everything the BFF does before it asks them is add
 the citizen's wait. Between the rate limit's answer and the `appointments` resolver lie
 Strawberry's request handling, parsing, validation and execution (about 0.7 ms of CPU, more
 on a busy process), so a request whose document is known to ask for exactly what the
-resolver would start — the viewer's own list, alone, with the default filter — starts
-it right after the rate limit admitted the request: the directory is asked, the list's
-cache entries read and the hospitals asked, while the request goes through the view.
-The resolver then finds all of it under way (`AppointmentsBySourceLoader.start_own_list`
-does nothing twice).
+resolver would start — the viewer's own list, alone, with the default filter (the web
+client's `Appointments` document, its `filter` and `onBehalfOf` unset) — starts
+it right after the rate limit admitted the request, and lets its calls leave before the
+view's work (`start_own_list`), which then overlaps the providers' answers. The resolver
+finds all of it under way (`AppointmentsBySourceLoader.start_own_list` does nothing
+twice).
 
 A request refused by the rate limit or by validation still asks no one: a document is
 started early only once a request with the same text has passed validation in this
@@ -41,9 +42,11 @@ from resolvers.appointments.listing import AppointmentFilter, own_list_sources, 
 from resolvers.context import Context
 
 FIELD = "appointments"
-ARGUMENTS = frozenset({"first", "after"})
-"""The only arguments an early list may be given: with `filter` or `onBehalfOf` the
-resolver starts a list of its own (another window, or another person's)."""
+ARGUMENTS = frozenset({"first", "after", "filter", "onBehalfOf"})
+DEFAULTED = ("filter", "onBehalfOf")
+"""Arguments an early list must leave unset (absent or null, as the web client's document
+does with its variables): with either, the resolver starts another list (another window,
+or another person's)."""
 DOCUMENTS = 2_000
 READ_WAIT = 0.05
 """Seconds the request waits for its list's entries before it goes on (Redis answers in
@@ -60,7 +63,8 @@ class OwnList:
 
 def own_list(document: DocumentNode) -> OwnList | None:
     """The document's own-list field, when its one operation is a query of `appointments`
-    alone (no directive, no `filter`, no `onBehalfOf`) and it has no fragments."""
+    alone (no directive) and it has no fragments (`EarlyLists.applies` checks the values
+    of its arguments)."""
     if len(document.definitions) != 1 or not isinstance(document.definitions[0], OperationDefinitionNode):
         return None
     operation = document.definitions[0]
@@ -108,6 +112,8 @@ class EarlyLists:
             return False  # the view reports the variables' errors, and asks no one
         try:
             arguments = get_argument_values(self._field, found.field, coerced)
+            if any(arguments.get(name) is not None for name in DEFAULTED):
+                return False
             page_bounds(ids, arguments.get("first"), arguments.get("after"))
         except (GraphQLError, BadInput):
             return False

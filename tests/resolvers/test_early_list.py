@@ -4,8 +4,11 @@ request the view then refuses."""
 
 from __future__ import annotations
 
+import json
+
 from graphql import parse
 
+from bff.web.trusted import default_manifest_path
 from resolvers.appointments.early import own_list
 from tests.conftest import Bff, Sandbox, redis_client_for_tests
 
@@ -72,6 +75,23 @@ async def test_a_known_own_list_starts_at_admission_with_the_resolvers_answer_an
     assert not await leases_left(bff)
 
 
+async def test_the_web_clients_document_starts_early_unless_it_names_a_filter_or_person(
+        bff: Bff, sandbox: Sandbox) -> None:
+    # Its variables are all optional; set, `filter` and `onBehalfOf` make another list.
+    manifest = json.loads(default_manifest_path().read_text("utf-8"))
+    document = next(text for text in manifest.values() if "query Appointments(" in text)
+    await bff.query(document, who="frogner")
+    reps = await bff.query("{ me { mayActFor { id name } } }", who="parent")
+    emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
+    for variables, early in [({"first": 5}, True), ({"filter": {"includePast": True}}, False),
+                             ({"filter": None, "onBehalfOf": None}, True), ({"onBehalfOf": emma}, False)]:
+        before = started_early(bff)
+        data, _ = await cold(bff, sandbox, document, "parent", **variables)
+        assert {s["state"] for s in data["appointments"]["sources"]} == {"OK"}
+        assert started_early(bff) == before + early, variables
+    assert not await leases_left(bff)
+
+
 async def test_a_request_the_view_refuses_starts_no_list_early(bff: Bff, sandbox: Sandbox) -> None:
     await bff.query(OWN, who="asane")
     before = started_early(bff)
@@ -109,12 +129,13 @@ async def test_a_document_that_never_passed_validation_is_never_started_early(bf
     assert started_early(bff) == before
 
 
-def test_only_the_viewers_own_list_alone_with_the_default_filter_is_started_early() -> None:
+def test_only_the_viewers_own_list_alone_is_started_early() -> None:
     assert own_list(parse("{ appointments { totalCount } }")) is not None
     assert own_list(parse("query L($n: Int) { mine: appointments(first: $n, after: null) { totalCount } }"))
+    # Their values decide (`test_the_web_clients_document_starts_early_unless_it_names_a_filter_or_person`).
+    assert own_list(parse("query L($f: AppointmentFilter, $on: ID) { appointments(filter: $f, onBehalfOf: $on) "
+                          "{ totalCount } }"))
     not_early = [
-        "{ appointments(filter: {includePast: true}) { totalCount } }",  # another window
-        "query L($on: ID) { appointments(onBehalfOf: $on) { totalCount } }",  # another person's list
         "{ appointments { totalCount } sources { id } }",  # not alone: batched with the others
         "{ appointments @include(if: true) { totalCount } }",
         "query L @deprecated { appointments { totalCount } }",
