@@ -122,8 +122,8 @@ class EarlyLists:
 
 async def start_own_list(context: Context) -> None:
     """Admit the request (the directory may be asked for the viewer), start the viewer's
-    own list with the default filter, as its resolver will, and return once its calls
-    have been sent.
+    own list with the default filter, as its resolver will, and — for a viewer the
+    directory is asked about — return once the list's calls have been sent.
 
     The request's own path from here to its resolver is CPU without a pause (the view,
     parsing, validation, execution: ~0.6 ms); the lookup and the list's fetches are tasks
@@ -133,14 +133,19 @@ async def start_own_list(context: Context) -> None:
     limit) and the list's entries asked of Redis, in a command of their own; once those
     are read, one more, in which each source that applies to everyone and has no fresh
     entry is asked; once the directory has answered, one more, for the sources its
-    answer says apply (GP, municipality). The view's work then overlaps the providers'."""
+    answer says apply (GP, municipality). The view's work then overlaps the providers'.
+    A viewer whose record was cached (a citizen back within minutes, whose entries are
+    most likely cached too) goes on after the first turn: waiting for the entries would
+    only add their round trip to an answer that needs no provider."""
     context.executing()
     appointments = context.appointments
     appointments.start_own_list(own_list_sources(context, AppointmentFilter().to_domain()),
                                 context.viewer.pid, alone=True, now=True)
     await asyncio.sleep(0)
+    lookup = context.persons.load(context.viewer.pid)
+    if lookup.done():
+        return
     await appointments.ahead.read(READ_WAIT)
     await asyncio.sleep(0)
-    lookup = context.persons.load(context.viewer.pid)
     await asyncio.wait([lookup], timeout=max(0.0, context.deadline - asyncio.get_running_loop().time()))
     await asyncio.sleep(0)
