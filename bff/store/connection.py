@@ -95,6 +95,13 @@ While traces are recorded they go through redis-py, whose instrumentation makes 
 spans."""
 
 
+def lane_of(redis: Redis | RedisCluster) -> Lane | None:
+    """The lane a single Redis's client sends `LANED` commands through, for a caller that
+    sends one straight to it (no traces recorded: those go through redis-py)."""
+    lane = getattr(redis, "_lane", None)
+    return lane if isinstance(lane, Lane) and not tracing.on() else None
+
+
 class _Redis(Redis):
     """redis-py's client, raising only RedisError (and OSError) when Redis goes away. The
     `LANED` commands go through a lane to the same server (where it can speak for the

@@ -216,6 +216,29 @@ async def test_without_redis_a_kept_answer_is_not_reused_and_the_access_is_logge
         own.stop()
 
 
+async def test_once_redis_is_back_kept_answers_are_reused_again(make_bff: Any) -> None:
+    # A reused answer's one command goes straight to the lane's connection; that connection
+    # died with Redis, and the next reuse must connect again rather than fail for good.
+    from tests.redis_process import RedisProcess
+
+    own = RedisProcess().start()
+    try:
+        isolated = await make_bff(redis_url=own.url)
+        await ask(isolated, "asane")
+        await ask(isolated, "asane")
+        assert (await ask(isolated, "asane"))["data"]["appointments"]["totalCount"] == 10
+        reused = await hits(isolated)
+        assert reused >= 1
+        own.stop()
+        own = RedisProcess(own.port).start()  # empty: every generation is gone
+        for _ in range(2):  # computed under the new generations, kept, then reused
+            assert (await ask(isolated, "asane"))["data"]["appointments"]["totalCount"] == 10
+        assert (await ask(isolated, "asane"))["data"]["appointments"]["totalCount"] == 10
+        assert await hits(isolated) > reused
+    finally:
+        own.stop()
+
+
 ADHOC = "query Mine { appointments(first: 5) { totalCount nodes { id title status } } }"
 
 
