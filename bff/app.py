@@ -218,9 +218,10 @@ class BffGraphQL(SpecCompliantGraphQL[Context, RootValue]):
         if place.personal and not services.responses.holds(place):
             # To be computed (no answer is kept here): the viewer's record is read beside the
             # rate count (its lease taken where it is missing), and the directory asked once
-            # the view has validated the request — a cold viewer's directory call then waits
-            # for neither the parse nor a round trip of its own. A request refused (by the
-            # rate limit here, or by validation) asks no one and lets go of the lease.
+            # the view has validated the request — or, for the viewer's own list from a
+            # document known to be valid, once the rate count admits it (below) — so a cold
+            # viewer's directory call waits for no round trip of its own. A request refused
+            # (by the rate limit here, or by validation) asks no one and lets go of the lease.
             deadline = asyncio.get_running_loop().time() + services.settings.request_deadline
             admission = Admission()
             early = (services.people.start(viewer.pid, deadline, admission), admission)
