@@ -31,6 +31,7 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    VariableDefinitionNode,
     parse,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
@@ -47,7 +48,12 @@ DEFAULTED = ("filter", "onBehalfOf")
 """Arguments an early list must leave unset (absent or null, as the web client's document
 does with its variables): with either, the resolver starts another list (another window,
 or another person's)."""
-DOCUMENTS = 2_000
+DOCUMENTS = 500
+"""Validated document texts remembered (a few hundred bytes each: the text's own
+string, shared with the request that was validated, and the list field's arguments)."""
+MAX_DOCUMENT = 20_000
+"""Characters: a longer document is never started early (the response cache keeps no
+answer to one either)."""
 READ_WAIT = 0.05
 """Seconds the request waits for its list's entries before it goes on (Redis answers in
 well under a millisecond; slower, the calls leave whenever it answers)."""
@@ -55,9 +61,12 @@ well under a millisecond; slower, the calls leave whenever it answers)."""
 
 @dataclass(frozen=True, slots=True)
 class OwnList:
-    """A document that asks only for the viewer's own list: its one operation and field."""
+    """What an early start needs of a document that asks only for the viewer's own list:
+    its operation's name and variables, and the list field's arguments — not the rest of
+    its tree (its selections), which the view parses for itself."""
 
-    operation: OperationDefinitionNode
+    name: str | None
+    variables: tuple[VariableDefinitionNode, ...]
     field: FieldNode
 
 
@@ -77,7 +86,8 @@ def own_list(document: DocumentNode) -> OwnList | None:
     if field.name.value != FIELD or field.directives or \
             any(argument.name.value not in ARGUMENTS for argument in field.arguments or ()):
         return None
-    return OwnList(operation, field)
+    return OwnList(operation.name.value if operation.name else None, tuple(operation.variable_definitions or ()),
+                   FieldNode(name=field.name, arguments=field.arguments))
 
 
 class EarlyLists:
@@ -92,7 +102,7 @@ class EarlyLists:
 
     def validated(self, query: str) -> None:
         """A request with this text passed validation (it was executed)."""
-        if self._known.get(query) is None:
+        if len(query) <= MAX_DOCUMENT and self._known.get(query) is None:
             try:
                 found = own_list(parse(query))
             except GraphQLError:
@@ -104,10 +114,9 @@ class EarlyLists:
         found = self._known.get(query)
         if not isinstance(found, OwnList) or self._field is None or not isinstance(variables, dict | None):
             return False
-        name = found.operation.name.value if found.operation.name else None
-        if operation_name is not None and operation_name != name:
+        if operation_name is not None and operation_name != found.name:
             return False
-        coerced = get_variable_values(self._schema, found.operation.variable_definitions or (), variables or {})
+        coerced = get_variable_values(self._schema, found.variables, variables or {})
         if isinstance(coerced, list):
             return False  # the view reports the variables' errors, and asks no one
         try:

@@ -137,6 +137,9 @@ async def test_a_document_that_never_passed_validation_is_never_started_early(bf
 
 
 def test_only_the_viewers_own_list_alone_is_started_early() -> None:
+    found = own_list(parse(OWN))
+    assert found is not None and found.name == "Own" and len(found.variables) == 2
+    assert found.field.selection_set is None, "a remembered document keeps only what the early start reads"
     assert own_list(parse("{ appointments { totalCount } }")) is not None
     assert own_list(parse("query L($n: Int) { mine: appointments(first: $n, after: null) { totalCount } }"))
     # Their values decide (`test_the_web_clients_document_starts_early_unless_it_names_a_filter_or_person`).
