@@ -30,7 +30,6 @@ import argparse
 import statistics
 import subprocess
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 from bench import run
@@ -62,7 +61,7 @@ def main() -> None:
         document = {"query": run.QUERY if args.one else run.PEER_QUERY}
         if args.warm:
             for side in "AB":
-                warm_up(urls[side] + "/graphql", tokens, document)
+                bench.warm(tokens, first, urls[side], document=document)
         others = ["taskset", "-c", "1"]
         offset = 0
         for side in "AB":  # first connections, first lists: not measured
@@ -86,17 +85,6 @@ def main() -> None:
         cpu = statistics.median(r["cpu_ms"] for r in mine)
         print(f"{side} {name:14} {requests / seconds:6.1f} lists/s  p50 {p50:6.2f}  p95 {p95:6.2f} ms  "
               f"CPU {cpu:5.3f} ms/list  p50 per round {[round(r['p50_ms'], 1) for r in mine]}")
-
-
-def warm_up(url: str, tokens: Path, document: dict[str, str]) -> None:
-    """Ask each person's list twice: the second answer is computed from unchanged data and kept."""
-    import httpx
-
-    with httpx.Client(timeout=30) as client:
-        for _ in range(2):
-            for token in tokens.read_text().split():
-                client.post(url, json={**document, "variables": {"first": 100}},
-                            headers={"Authorization": f"Bearer {token}"}).raise_for_status()
 
 
 if __name__ == "__main__":
