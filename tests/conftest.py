@@ -137,6 +137,16 @@ class Bff:
         if self.app is not None:
             await self.app.state.services.cache.settled()
 
+    async def forget_cached(self) -> None:
+        """Delete every Redis key of this BFF (its prefix): nothing cached, kept or leased."""
+        redis = redis_client_for_tests()
+        try:
+            keys = [k async for k in redis.scan_iter(match=f"{self.settings.redis_prefix}:*", count=1000)]
+            if keys:
+                await redis.delete(*keys)
+        finally:
+            await redis.aclose()
+
     def token(self, who: str | CastMember, acr: str = "idporten-loa-high") -> str:
         pid = who.pid if isinstance(who, CastMember) else PEOPLE[who].pid
         return mint_dev_token(load_dev_key(self.key_file), pid, issuer=DEV_ISSUER,

@@ -30,16 +30,6 @@ def started_early(bff: Bff) -> float:
     return value or 0.0
 
 
-async def forget_everything_cached(bff: Bff) -> None:
-    redis = redis_client_for_tests()
-    try:
-        keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
-
-
 async def leases_left(bff: Bff) -> list[bytes]:
     redis = redis_client_for_tests()
     try:
@@ -50,7 +40,7 @@ async def leases_left(bff: Bff) -> list[bytes]:
 
 async def cold(bff: Bff, sandbox: Sandbox, document: str, who: str, **variables: object) -> tuple[dict, dict]:
     """The answer to `document` for a viewer nothing is cached for, and the calls it made."""
-    await forget_everything_cached(bff)
+    await bff.forget_cached()
     await sandbox.clear()
     data = await bff.query(document, dict(variables), who=who)
     await bff.settled()
@@ -108,7 +98,7 @@ async def test_a_request_the_view_refuses_starts_no_list_early(bff: Bff, sandbox
         ({"first": "ten"}, None),  # the variables do not coerce: nothing is executed
     ]
     for variables, code in refused:
-        await forget_everything_cached(bff)
+        await bff.forget_cached()
         await sandbox.clear()
         body = (await bff.post(OWN, variables, who="frogner")).json()
         await bff.settled()
@@ -127,7 +117,7 @@ async def test_a_document_that_never_passed_validation_is_never_started_early(bf
     invalid = OWN.replace("canCancel", "canCancel bogus")
     before = started_early(bff)
     for _ in range(2):
-        await forget_everything_cached(bff)
+        await bff.forget_cached()
         await sandbox.clear()
         body = (await bff.post(invalid, who="frogner")).json()
         assert body["errors"] and "data" not in body

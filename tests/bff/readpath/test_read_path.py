@@ -38,7 +38,7 @@ async def test_aliases_duplicates_node_lookups_and_representation_cost_one_call_
     emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
     own = rows(await bff.query(LIST, {"filter": {"sourceKinds": ["GP"]}}, who="parent"))
     await bff.http.delete(f"{sandbox.url}/_admin/calls")
-    await _flush(bff)
+    await bff.forget_cached()
     data = await bff.query(BUSY_QUERY, {"id": own[0]["id"], "on": emma}, who="parent")
     assert data["appointment"]["title"] == data["again"]["title"] == own[0]["title"]
     calls = await sandbox.calls()
@@ -48,14 +48,6 @@ async def test_aliases_duplicates_node_lookups_and_representation_cost_one_call_
     # Nora and Emma were asked of each FHIR server in one search.
     assert {(t, n) for t, n in await sandbox.patients_per_search()} == {
         ("helse-vest", 2), ("helse-nord", 2), ("helse-midt", 2), ("fastlege", 2)}
-
-
-async def _flush(bff: Bff) -> None:
-    redis = redis_client_for_tests()
-    keys = [k async for k in redis.scan_iter(match=f"{bff.settings.redis_prefix}:*", count=1000)]
-    if keys:
-        await redis.delete(*keys)
-    await redis.aclose()
 
 
 async def test_a_warm_cache_calls_no_provider(bff: Bff, sandbox: Sandbox) -> None:
@@ -170,7 +162,7 @@ async def test_a_list_beside_other_fields_asks_hospitals_after_the_directory_for
     # request names, so each is asked once for all of them.
     reps = await bff.query("{ me { mayActFor { id name } } }", who="parent")
     emma = next(p["id"] for p in reps["me"]["mayActFor"] if p["name"] == "Emma Dahl")
-    await _flush(bff)
+    await bff.forget_cached()
     await sandbox.clear()
     await sandbox.fault("persons", latency_ms=400)
     data = await bff.query("query($on: ID) { mine: appointments { totalCount } hers: appointments(onBehalfOf: $on) "
