@@ -120,8 +120,6 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         self._dispatches: set[asyncio.Task[None]] = set()
         self._started: dict[SourceKey, asyncio.Task[dict[str, SourceOutcome]]] = {}
         """Sources asked before the directory answered (`start_own_list`)."""
-        self._own: tuple[tuple[tuple[str, bool], ...], str, bool] | None = None
-        """What `start_own_list` was asked to start."""
 
     def start_own_list(self, sources: Sequence[tuple[SourceConfig, bool]], pid: str, alone: bool,
                        now: bool = False) -> None:
@@ -131,13 +129,10 @@ class AppointmentsBySourceLoader(DataLoader[SourceKey, SourceOutcome]):
         hospitals — at once, and the others (GP, municipality) as soon as the directory's
         answer says they apply. Neither waits for the list's resolver to be resumed and
         its batch dispatched (with other lists in the request they wait, to be asked for
-        every person of the request in one call). Started already with the same arguments
-        (`resolvers.appointments.early`), it does nothing. `now`: the entries are read in
-        a Redis command of their own, sent at once (`ReadAhead.start`)."""
-        own = (tuple((source.id, history) for source, history in sources), pid, alone)
-        if own == self._own:
-            return
-        self._own = own
+        every person of the request in one call). Asked again (the resolver, after
+        `resolvers.appointments.early`), it starts nothing twice: the entries are read once
+        and each source asked once per key. `now`: the entries are read in a Redis command
+        of their own, sent at once (`ReadAhead.start`)."""
         self.ahead.start(sources, pid, self._today, now)
         if not alone:
             return

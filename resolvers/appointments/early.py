@@ -9,7 +9,7 @@ resolver would start — the viewer's own list, alone, with the default filter (
 client's `Appointments` document, its `filter` and `onBehalfOf` unset) — starts
 it right after the rate limit admitted the request, and lets its calls leave before the
 view's work (`start_own_list`), which then overlaps the providers' answers. The resolver
-finds all of it under way (`AppointmentsBySourceLoader.start_own_list` does nothing
+finds all of it under way (`AppointmentsBySourceLoader.start_own_list` starts nothing
 twice).
 
 A request refused by the rate limit or by validation still asks no one: a document is
