@@ -212,7 +212,9 @@ async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
     client = redis_client_for_tests()
     await client.ping()
     yield client
-    keys = [k async for k in client.scan_iter(match=f"{redis_prefix}:*", count=1000)]
+    # Also the prefixes made from it (`<prefix>-logs`, `<prefix>-otel`: BFF processes a test
+    # starts beside the main one), whose audit streams would otherwise stay for a year.
+    keys = [k async for k in client.scan_iter(match=f"{redis_prefix}*", count=1000)]
     if keys:
         await client.delete(*keys)
     await client.aclose()
