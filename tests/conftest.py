@@ -141,9 +141,7 @@ class Bff:
         """Delete every Redis key of this BFF (its prefix): nothing cached, kept or leased."""
         redis = redis_client_for_tests()
         try:
-            keys = [k async for k in redis.scan_iter(match=f"{self.settings.redis_prefix}:*", count=1000)]
-            if keys:
-                await redis.delete(*keys)
+            await delete_matching(redis, f"{self.settings.redis_prefix}:*")
         finally:
             await redis.aclose()
 
@@ -200,6 +198,13 @@ async def within_one_rate_window(seconds: float = 3.0) -> None:
         await asyncio.sleep(left + 0.05)
 
 
+async def delete_matching(redis: Redis, pattern: str) -> None:
+    """Delete every key matching `pattern` (a SCAN pattern)."""
+    keys = [k async for k in redis.scan_iter(match=pattern, count=1000)]
+    if keys:
+        await redis.delete(*keys)
+
+
 def redis_client_for_tests() -> Redis:
     """A client of this run's Redis (a cluster client when `CLUSTER`)."""
     if CLUSTER:
@@ -214,9 +219,7 @@ async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
     yield client
     # Also the prefixes made from it (`<prefix>-logs`, `<prefix>-otel`: BFF processes a test
     # starts beside the main one), whose audit streams would otherwise stay for a year.
-    keys = [k async for k in client.scan_iter(match=f"{redis_prefix}*", count=1000)]
-    if keys:
-        await client.delete(*keys)
+    await delete_matching(client, f"{redis_prefix}*")
     await client.aclose()
 
 
@@ -254,9 +257,7 @@ async def bff(bff_server: tuple[RunningServer, Settings, Any], sandbox: Sandbox,
     running, settings, app = bff_server
     await app.state.services.gateway.settled()  # no refresh of the previous test calls a provider in this one
     await app.state.services.cache.settled()  # nothing of the previous test lands in Redis later
-    keys = [k async for k in redis.scan_iter(match=f"{redis_prefix}:*", count=1000)]
-    if keys:
-        await redis.delete(*keys)
+    await delete_matching(redis, f"{redis_prefix}:*")
     await sandbox.reset()
     await sandbox.municipal("bergen", delay_ms=300, rule="notice", notice_hours=48, drop_webhooks=False)
     app.state.services.breakers.reset()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from bff.domain.sources import default_sources_text
-from tests.conftest import Bff, Sandbox
+from tests.conftest import Bff, Sandbox, delete_matching
 from tests.resolvers.queries import LIST, rows
 from tests.resolvers.test_cancellation import CANCEL, REQUEST, cancel, wait_for
 
@@ -72,9 +72,7 @@ async def test_a_restart_resumes_a_request_that_could_not_be_sent(bff: Bff, sand
     try:
         await _restart_resumes(bff, sandbox, make_bff, prefix)
     finally:  # its own prefix: the shared `redis` fixture cleans up only the usual one
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
+        await delete_matching(redis, f"{prefix}:*")
 
 
 async def _restart_resumes(bff: Bff, sandbox: Sandbox, make_bff: Any, prefix: str) -> None:

@@ -9,7 +9,7 @@ import time
 import orjson
 import pytest
 
-from tests.conftest import PEOPLE, Bff, Sandbox
+from tests.conftest import PEOPLE, Bff, Sandbox, delete_matching
 from tests.resolvers.queries import LIST, consulted, rows
 
 
@@ -103,7 +103,7 @@ async def test_one_appointment_of_the_wrong_shape_does_not_cost_the_others(
     only_vest = {"filter": {"sourceIds": ["helse-vest"]}}
     before = rows(await bff.query(LIST, only_vest, who="asane"))
     assert before
-    await redis.delete(*[k async for k in redis.scan_iter(match=f"{redis_prefix}:*", count=1000)])
+    await delete_matching(redis, f"{redis_prefix}:*")
     mine = next(a for a in sandbox.state.world.fhir["helse-vest"] if a.patient == PEOPLE["asane"].pid)
     broken = copy.deepcopy(mine)
     broken.resource.update({"id": "wrong-shape", **breakage})

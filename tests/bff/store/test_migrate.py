@@ -11,7 +11,7 @@ from bff.domain.ids import Ids
 from bff.settings import SANDBOX_ID_SECRET
 from bff.store.audit import AuditLog
 from bff.store.migrate import move_audit_streams
-from tests.conftest import CLUSTER
+from tests.conftest import CLUSTER, delete_matching
 
 
 @pytest.mark.skipif(CLUSTER, reason="the earlier layout only ever ran on a single Redis")
@@ -33,5 +33,4 @@ async def test_old_audit_streams_move_and_read_as_before(redis: Redis) -> None:
         assert await redis.exists(f"{prefix}:audit:{both}")  # left for an operator, not overwritten
         assert (await move_audit_streams(redis, prefix)).moved == 0  # running it again changes nothing
     finally:
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*")]
-        await redis.delete(*keys)
+        await delete_matching(redis, f"{prefix}:*")
